@@ -1,0 +1,122 @@
+// pybind11 module hetinfer._core: the native entry points the Python package
+// wraps. Every size is checked here before native code touches a buffer.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "cpu/cpu_features.h"
+#include "cpu/dequantize.h"
+#include "cpu/matmul.h"
+#include "cpu/thread_pool.h"
+#include "qtypes.h"
+#include "quant/quantize.h"
+
+namespace py = pybind11;
+using namespace hi;
+
+namespace {
+
+using Bytes = py::array_t<uint8_t, py::array::c_style | py::array::forcecast>;
+using Floats = py::array_t<float, py::array::c_style | py::array::forcecast>;
+
+QType checked_type(uint32_t id) {
+  const QTypeInfo* info = find_qtype(id);
+  if (!info) throw py::value_error("unsupported tensor type id " + std::to_string(id));
+  return info->type;
+}
+
+void require_bytes(const Bytes& data, size_t needed, const char* what) {
+  if (size_t(data.size()) != needed)
+    throw py::value_error(std::string(what) + ": expected " + std::to_string(needed) + " bytes, got " +
+                          std::to_string(data.size()));
+}
+
+py::array_t<float> dequantize_py(uint32_t type_id, const Bytes& data, int64_t n) {
+  const QType type = checked_type(type_id);
+  require_bytes(data, row_bytes(type, n), "dequantize");
+  py::array_t<float> out(n);  // (n,)
+  {
+    py::gil_scoped_release release;
+    dequantize(type, data.data(), out.mutable_data(), n);
+  }
+  return out;
+}
+
+py::array_t<uint8_t> quantize_py(uint32_t type_id, const Floats& x) {
+  const QType type = checked_type(type_id);
+  const int64_t n = x.size();
+  py::array_t<uint8_t> out(row_bytes(type, n));  // (row_bytes,)
+  {
+    py::gil_scoped_release release;
+    quantize(type, x.data(), out.mutable_data(), n);
+  }
+  return out;
+}
+
+py::array_t<float> matmul_py(uint32_t type_id, const Bytes& w, int64_t rows, int64_t k, const Floats& x) {
+  const QType type = checked_type(type_id);
+  if (rows < 0 || k <= 0) throw py::value_error("matmul: rows must be >= 0 and k > 0");
+  require_bytes(w, size_t(rows) * row_bytes(type, k), "matmul weights");
+  if (x.ndim() != 2 || x.shape(1) != k)
+    throw py::value_error("matmul: x must have shape (n, " + std::to_string(k) + ")");
+  const int64_t n = x.shape(0);
+  // Kernels read block fields in place: they need the 2-byte alignment GGUF data has.
+  std::vector<uint8_t> aligned;
+  const uint8_t* wp = w.data();
+  if (reinterpret_cast<uintptr_t>(wp) % 2 != 0) {
+    aligned.assign(wp, wp + w.size());
+    wp = aligned.data();
+  }
+  py::array_t<float> y({n, rows});  // (n, rows)
+  {
+    py::gil_scoped_release release;
+    matmul(type, wp, rows, k, x.data(), n, y.mutable_data());
+  }
+  return y;
+}
+
+py::dict type_info_py(uint32_t type_id) {
+  const QTypeInfo& t = qtype_info(checked_type(type_id));
+  py::dict d;
+  d["name"] = t.name;
+  d["block_values"] = t.block_values;
+  d["block_bytes"] = t.block_bytes;
+  return d;
+}
+
+py::dict cpu_features_py() {
+  const CpuFeatures& f = cpu_features();
+  py::dict d;
+  d["avx2"] = f.avx2;
+  d["fma"] = f.fma;
+  d["f16c"] = f.f16c;
+  return d;
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_core, m) {
+  m.doc() = "hetinfer native core";
+  py::register_exception_translator([](std::exception_ptr p) {
+    try {
+      if (p) std::rethrow_exception(p);
+    } catch (const std::invalid_argument& e) {
+      PyErr_SetString(PyExc_ValueError, e.what());
+    }
+  });
+  m.def("dequantize", &dequantize_py, py::arg("type_id"), py::arg("data"), py::arg("n"),
+        "Raw tensor bytes of a GGUF type -> float32 (n,).");
+  m.def("quantize", &quantize_py, py::arg("type_id"), py::arg("x"),
+        "float32 values (flattened) -> raw bytes of a GGUF type.");
+  m.def("matmul", &matmul_py, py::arg("type_id"), py::arg("w"), py::arg("rows"), py::arg("k"), py::arg("x"),
+        "y (n, rows) = x (n, k) @ W^T, W given as raw bytes of a GGUF type.");
+  m.def("type_info", &type_info_py, py::arg("type_id"));
+  m.def("set_num_threads", &set_cpu_threads, py::arg("n"));
+  m.def("get_num_threads", &cpu_threads);
+  m.def("cpu_features", &cpu_features_py);
+  m.def("set_kernel_path", &set_kernel_path, py::arg("name"));
+  m.def("kernel_path", [] { return std::string(kernel_path_name(kernel_path())); });
+}

@@ -1,0 +1,16 @@
+// Quantised weight x float activation products on the CPU: y = x @ W^T.
+#pragma once
+#include <cstdint>
+
+#include "../qtypes.h"
+
+namespace hi {
+
+// w: (rows, k) in `type`, rows packed back to back, 2-byte aligned;
+// x: (n, k) float32; y: (n, rows) float32. n = 1 is decode, n > 1 prefill.
+// Quantised types quantise x to 8-bit blocks and use integer dot products;
+// F32/F16/BF16 weights multiply x in float. Runs on the CPU pool with the
+// kernel path from cpu_features.h.
+void matmul(QType type, const uint8_t* w, int64_t rows, int64_t k, const float* x, int64_t n, float* y);
+
+}  // namespace hi

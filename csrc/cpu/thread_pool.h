@@ -1,0 +1,56 @@
+// A persistent pool of worker threads for the CPU backend.
+//
+// parallel_for hands out task indices from an atomic counter, so uneven tasks
+// balance themselves; the calling thread works too. Workers sleep on a
+// condition variable between calls, so an idle pool costs nothing.
+#pragma once
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+namespace hi {
+
+class ThreadPool {
+ public:
+  explicit ThreadPool(int n_threads);
+  ~ThreadPool();
+  ThreadPool(const ThreadPool&) = delete;
+  ThreadPool& operator=(const ThreadPool&) = delete;
+
+  int size() const { return n_threads_; }
+  // Runs fn(task) for task in [0, n_tasks); returns when all are done. The
+  // first exception thrown by a task is rethrown here.
+  void parallel_for(int64_t n_tasks, const std::function<void(int64_t)>& fn);
+
+ private:
+  void worker_loop();
+  void run_tasks();
+
+  int n_threads_;
+  std::vector<std::thread> workers_;
+  std::mutex call_mutex_;  // one parallel_for at a time
+  std::mutex mutex_;       // guards the fields below
+  std::condition_variable wake_, done_;
+  uint64_t generation_ = 0;
+  bool stopping_ = false;
+  int busy_workers_ = 0;
+  const std::function<void(int64_t)>* fn_ = nullptr;
+  int64_t n_tasks_ = 0;
+  std::atomic<int64_t> next_task_{0};
+  std::exception_ptr error_;
+};
+
+// Runs fn(begin, end) over [0, n) cut into pieces of `grain` items on `pool`.
+void parallel_ranges(ThreadPool& pool, int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn);
+
+// The process-wide pool used by CPU kernels; default size: hardware threads.
+ThreadPool& cpu_pool();
+// Replaces the pool; call it while no CPU kernel is running.
+void set_cpu_threads(int n_threads);
+int cpu_threads();
+
+}  // namespace hi
