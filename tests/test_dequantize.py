@@ -9,6 +9,7 @@ from gguf.quants import dequantize as gguf_dequantize
 
 import hetinfer
 from hetinfer.quants import dequantize_bytes
+from quant_samples import HALF_FIELDS
 
 TYPES = [pytest.param(t, id=t.name) for t in hetinfer.SUPPORTED_TYPES]
 
@@ -31,14 +32,6 @@ def assert_bit_exact(got: np.ndarray, want: np.ndarray) -> None:
     assert diff.size == 0, f"{diff.size} values differ, first at {diff[0]}: {got[diff[0]]!r} vs {want[diff[0]]!r}"
 
 
-def half_field_offsets(t: GGMLQuantizationType) -> list[int]:
-    """Byte offsets of the f16 scale fields inside one block (see kernels/common/quant_blocks.h)."""
-    return {
-        "Q4_0": [0], "Q4_1": [0, 2], "Q5_0": [0], "Q5_1": [0, 2], "Q8_0": [0],
-        "Q2_K": [80, 82], "Q3_K": [108], "Q4_K": [0, 2], "Q5_K": [0, 2], "Q6_K": [208],
-    }.get(t.name, [])
-
-
 @pytest.mark.parametrize("t", TYPES)
 def test_random_blocks_bit_exact(t, rng):
     values, nbytes = GGML_QUANT_SIZES[t]
@@ -47,12 +40,12 @@ def test_random_blocks_bit_exact(t, rng):
     assert_bit_exact(dequantize_bytes(raw, t, (n_blocks * values,)), reference(raw, t))
 
 
-@pytest.mark.parametrize("t", [p for p in TYPES if half_field_offsets(p.values[0])])
+@pytest.mark.parametrize("t", [p for p in TYPES if p.values[0].name in HALF_FIELDS])
 def test_extreme_and_subnormal_scales_bit_exact(t, rng):
     values, nbytes = GGML_QUANT_SIZES[t]
     n_blocks = len(EXTREME_HALVES) ** 2
     raw = rng.integers(0, 256, size=(n_blocks, nbytes), dtype=np.uint8)
-    offsets = half_field_offsets(t)
+    offsets = HALF_FIELDS[t.name]
     # Every pair of extreme values across the (up to two) scale fields.
     first = np.repeat(EXTREME_HALVES, len(EXTREME_HALVES))
     second = np.tile(EXTREME_HALVES, len(EXTREME_HALVES))

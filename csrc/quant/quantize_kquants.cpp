@@ -68,8 +68,14 @@ int round_code(float v, int lo, int hi) {
   return lo + int(v - float(lo) + 0.5f);            // truncation floors: the operand is >= 0
 }
 
-// Saturating so that huge inputs give the largest step rather than inf.
-uint16_t to_half(float v) { return float_to_half(std::min(std::max(v, -kHalfMax), kHalfMax)); }
+// f16 for d and dmin. Saturates so that huge inputs get the largest step
+// rather than inf, and keeps a nonzero value nonzero (smallest subnormal):
+// a zero d would zero every scale and no later step could recover from it,
+// while a too-small one is made up for by larger scale codes.
+uint16_t to_half(float v) {
+  const uint16_t h = float_to_half(std::min(std::max(v, -kHalfMax), kHalfMax));
+  return (h & 0x7fffu) == 0 && v != 0.0f ? uint16_t(h | 1u) : h;
+}
 
 // Rounds x to its nearest codes under (s, m) and returns the squared error,
 // computed with the decoder's own float expression s * q - m.
@@ -150,7 +156,8 @@ Fit search_sub(const float* x /* (n,) */, int n, const Format& f) {
   for (int k = 0; k <= kSweepSteps; ++k) {
     const float t = kSweepLo + kSweepStep * float(k);
     if (f.has_min()) {
-      if (hi - lo > kTiny) try_step(x, n, (float(f.qhi) + t) / (hi - lo), lo, f, sums, best, best_err);
+      if (hi - lo > kTiny)
+        try_step(x, n, (float(f.qhi) + t) / (hi - lo), lo, f, sums, best, best_err);
     } else if (std::fabs(amax) > kTiny) {
       try_step(x, n, (float(f.qlo) - t) / amax, 0.0f, f, sums, best, best_err);
       try_step(x, n, (float(f.qhi) + t) / amax, 0.0f, f, sums, best, best_err);
@@ -238,7 +245,8 @@ void quantize_super(const float* x /* (256,) */, const Format& f, Codes& c) {
     trial.d = to_half(d);
     trial.dmin = to_half(dmin);
     if (trial.d == c.d && trial.dmin == c.dmin) break;  // converged at f16 precision
-    const float err = pick_codes(x, f, fits, half_to_float(trial.d), half_to_float(trial.dmin), trial);
+    const float err =
+        pick_codes(x, f, fits, half_to_float(trial.d), half_to_float(trial.dmin), trial);
     if (!(err < best)) break;
     best = err;
     c = trial;
@@ -337,10 +345,20 @@ void quantize_all(const float* x /* (n_blocks * 256,) */, Block* y /* (n_blocks,
 
 }  // namespace
 
-void quantize_blocks(const float* x, block_q2_K* y, int64_t n_blocks) { quantize_all(x, y, n_blocks, kQ2K); }
-void quantize_blocks(const float* x, block_q3_K* y, int64_t n_blocks) { quantize_all(x, y, n_blocks, kQ3K); }
-void quantize_blocks(const float* x, block_q4_K* y, int64_t n_blocks) { quantize_all(x, y, n_blocks, kQ4K); }
-void quantize_blocks(const float* x, block_q5_K* y, int64_t n_blocks) { quantize_all(x, y, n_blocks, kQ5K); }
-void quantize_blocks(const float* x, block_q6_K* y, int64_t n_blocks) { quantize_all(x, y, n_blocks, kQ6K); }
+void quantize_blocks(const float* x, block_q2_K* y, int64_t n_blocks) {
+  quantize_all(x, y, n_blocks, kQ2K);
+}
+void quantize_blocks(const float* x, block_q3_K* y, int64_t n_blocks) {
+  quantize_all(x, y, n_blocks, kQ3K);
+}
+void quantize_blocks(const float* x, block_q4_K* y, int64_t n_blocks) {
+  quantize_all(x, y, n_blocks, kQ4K);
+}
+void quantize_blocks(const float* x, block_q5_K* y, int64_t n_blocks) {
+  quantize_all(x, y, n_blocks, kQ5K);
+}
+void quantize_blocks(const float* x, block_q6_K* y, int64_t n_blocks) {
+  quantize_all(x, y, n_blocks, kQ6K);
+}
 
 }  // namespace hi

@@ -113,7 +113,7 @@ class _Cursor:
         n = self.scalar("<Q", what)
         if n * min_item_bytes > self.remaining():
             raise self.fail(f"absurd {what} {n}: the {self.remaining()} bytes left hold at most "
-                            f"{self.remaining() // min_item_bytes}", start)
+                            f"{self.remaining() // min_item_bytes} (truncated or corrupt file)", start)
         return n
 
     def value_type(self, what: str) -> GGUFValueType:
