@@ -78,6 +78,18 @@ py::array_t<float> matmul_py(uint32_t type_id, const Bytes& w, int64_t rows, int
   return y;
 }
 
+// memcpy on the CPU pool: the bandwidth reference the matvec benchmarks compare with.
+void parallel_copy_py(const Bytes& src, py::array_t<uint8_t, py::array::c_style> dst) {
+  if (dst.size() != src.size()) throw py::value_error("parallel_copy: src and dst sizes differ");
+  const uint8_t* s = src.data();
+  uint8_t* d = dst.mutable_data();
+  const int64_t n = src.size();
+  py::gil_scoped_release release;
+  ThreadPool& pool = cpu_pool();
+  parallel_ranges(pool, n, (n + pool.size() - 1) / pool.size(),
+                  [&](int64_t b, int64_t e) { std::memcpy(d + b, s + b, size_t(e - b)); });
+}
+
 py::dict type_info_py(uint32_t type_id) {
   const QTypeInfo& t = qtype_info(checked_type(type_id));
   py::dict d;
@@ -114,6 +126,8 @@ PYBIND11_MODULE(_core, m) {
   m.def("matmul", &matmul_py, py::arg("type_id"), py::arg("w"), py::arg("rows"), py::arg("k"), py::arg("x"),
         "y (n, rows) = x (n, k) @ W^T, W given as raw bytes of a GGUF type.");
   m.def("type_info", &type_info_py, py::arg("type_id"));
+  m.def("parallel_copy", &parallel_copy_py, py::arg("src"), py::arg("dst"),
+        "Copy bytes with every CPU thread (a memory-bandwidth reference).");
   m.def("set_num_threads", &set_cpu_threads, py::arg("n"));
   m.def("get_num_threads", &cpu_threads);
   m.def("cpu_features", &cpu_features_py);

@@ -9,7 +9,7 @@ from gguf.quants import dequantize as gguf_dequantize
 
 import hetinfer
 from hetinfer.quants import dequantize_bytes
-from quant_samples import HALF_FIELDS
+from hetinfer.testing.samples import HALF_FIELDS
 
 TYPES = [pytest.param(t, id=t.name) for t in hetinfer.SUPPORTED_TYPES]
 

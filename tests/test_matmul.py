@@ -17,7 +17,7 @@ from gguf import GGML_QUANT_SIZES
 
 import hetinfer
 from hetinfer.quants import dequantize_bytes, matmul
-from quant_samples import random_weights
+from hetinfer.testing.samples import random_weights
 
 FLOAT_TYPES = {"F32", "F16", "BF16"}
 PATHS = ["scalar"] + (["avx2"] if all(hetinfer.cpu_features().values()) else [])

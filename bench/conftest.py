@@ -1,0 +1,1 @@
+"""Benchmarks are run explicitly: `pytest bench/ --benchmark-only` (see bench/RESULTS.md)."""
