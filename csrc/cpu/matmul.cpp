@@ -9,19 +9,30 @@
 
 namespace hi {
 
+namespace {
+
+// x: (n, k) floats -> (n, k / values-per-block) activation blocks, rows in parallel.
+template <typename Act>
+const Act* quantize_rows(ThreadPool& pool, const float* x, int64_t n, int64_t k, std::vector<Act>& out) {
+  const int64_t per_row = k / (int64_t(sizeof(Act::qs)));
+  out.resize(size_t(n * per_row));
+  parallel_ranges(pool, n, 1, [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; ++i) quantize_activations(x + i * k, out.data() + i * per_row, k);
+  });
+  return out.data();
+}
+
+}  // namespace
+
 void matmul(QType type, const uint8_t* w, int64_t rows, int64_t k, const float* x, int64_t n, float* y) {
   const QTypeInfo& info = qtype_info(type);
-  MatmulArgs a{type, w, row_bytes(type, k), k, nullptr, x, n, y, rows};
+  MatmulArgs a{type, w, row_bytes(type, k), k, nullptr, nullptr, x, n, y, rows};
   ThreadPool& pool = cpu_pool();
 
-  std::vector<ActBlock> act;  // (n, k/32) when the weights are quantised
-  if (info.block_values > 1) {
-    act.resize(size_t(n) * size_t(k / QK));
-    parallel_ranges(pool, n, 1, [&](int64_t i0, int64_t i1) {
-      for (int64_t i = i0; i < i1; ++i) quantize_activations(x + i * k, act.data() + i * (k / QK), k);
-    });
-    a.act = act.data();
-  }
+  std::vector<ActBlock> act;     // (n, k/32) for 32-value weight blocks
+  std::vector<ActBlockK> act_k;  // (n, k/256) for K-quant weights
+  if (info.block_values == QK) a.act = quantize_rows(pool, x, n, k, act);
+  if (info.block_values == QK_K) a.act_k = quantize_rows(pool, x, n, k, act_k);
 
   const auto kernel = kernel_path() == KernelPath::Avx2 ? matmul_rows_avx2 : matmul_rows_scalar;
   // About four pieces per thread balance uneven progress; keep pieces >= 8 rows.

@@ -3,7 +3,9 @@
 //
 // Quantised weights: each 32-value chunk is unpacked once into 32 int8 codes
 // in a register, then multiplied with up to kCols activation rows by
-// maddubs/madd (int8 x int8 -> int32 per 16-value half) and scaled in float.
+// maddubs/madd (int8 x int8 -> int16 pair sums -> int32). 32-value block
+// types scale each block's sums in float; K-quants weight the int16 pair sums
+// by their integer sub-block scales and go to float once per super-block.
 #include <immintrin.h>
 
 #include <cstring>
@@ -17,11 +19,7 @@ namespace {
 
 constexpr int kCols = 4;  // activation rows per pass over a weight row
 
-struct Unpacked {
-  __m256i q;   // (32,) int8 codes
-  float s[2];  // (2,) scale per half
-  float m[2];  // (2,) offset per half
-};
+inline __m256i load32(const void* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
 
 inline __m256i nibbles(const uint8_t* qs16) {  // 16 bytes -> 32 codes: low nibbles, then high
   const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(qs16));
@@ -39,80 +37,54 @@ inline __m256i bits_to_0x10(uint32_t bits) {
   return _mm256_and_si256(set, _mm256_set1_epi8(0x10));
 }
 
-inline __m256i load32(const uint8_t* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
-// Bits [shift, shift+width) of every byte of p[0..32).
+// Bits [shift, shift + width) of each of the 32 bytes at p (mask = 2^width - 1).
 inline __m256i field(const uint8_t* p, int shift, int mask) {
   return _mm256_and_si256(_mm256_srli_epi16(load32(p), shift), _mm256_set1_epi8(char(mask)));
 }
 
-inline void same_scale(Unpacked& u, float s, float m) {
-  u.s[0] = u.s[1] = s;
-  u.m[0] = u.m[1] = m;
-}
+// ---- the 32 int8 codes of chunk k (the SIMD twin of unpack_chunk) ----------
 
-inline void unpack(const block_q4_0& b, int, Unpacked& u) {
-  u.q = _mm256_sub_epi8(nibbles(b.qs), _mm256_set1_epi8(8));
-  same_scale(u, _cvtsh_ss(b.d), 0.0f);
+inline __m256i codes(const block_q4_0& b, int) { return _mm256_sub_epi8(nibbles(b.qs), _mm256_set1_epi8(8)); }
+inline __m256i codes(const block_q4_1& b, int) { return nibbles(b.qs); }
+inline __m256i codes(const block_q5_0& b, int) {
+  return _mm256_sub_epi8(_mm256_or_si256(nibbles(b.qs), bits_to_0x10(load_u32(b.qh))), _mm256_set1_epi8(16));
 }
-inline void unpack(const block_q4_1& b, int, Unpacked& u) {
-  u.q = nibbles(b.qs);
-  same_scale(u, _cvtsh_ss(b.d), -_cvtsh_ss(b.m));
-}
-inline void unpack(const block_q5_0& b, int, Unpacked& u) {
-  u.q = _mm256_sub_epi8(_mm256_or_si256(nibbles(b.qs), bits_to_0x10(load_u32(b.qh))), _mm256_set1_epi8(16));
-  same_scale(u, _cvtsh_ss(b.d), 0.0f);
-}
-inline void unpack(const block_q5_1& b, int, Unpacked& u) {
-  u.q = _mm256_or_si256(nibbles(b.qs), bits_to_0x10(load_u32(b.qh)));
-  same_scale(u, _cvtsh_ss(b.d), -_cvtsh_ss(b.m));
-}
-inline void unpack(const block_q8_0& b, int, Unpacked& u) {
-  u.q = load32(reinterpret_cast<const uint8_t*>(b.qs));
-  same_scale(u, _cvtsh_ss(b.d), 0.0f);
-}
-inline void unpack(const block_q2_K& b, int k, Unpacked& u) {
-  u.q = field(b.qs + 32 * (k / 4), 2 * (k % 4), 3);
-  const float d = _cvtsh_ss(b.d), dmin = _cvtsh_ss(b.dmin);
-  for (int h = 0; h < 2; ++h) {
-    u.s[h] = d * float(b.scales[2 * k + h] & 0x0f);
-    u.m[h] = dmin * float(b.scales[2 * k + h] >> 4);
-  }
-}
-inline void unpack(const block_q3_K& b, int k, Unpacked& u) {
+inline __m256i codes(const block_q5_1& b, int) { return _mm256_or_si256(nibbles(b.qs), bits_to_0x10(load_u32(b.qh))); }
+inline __m256i codes(const block_q8_0& b, int) { return load32(b.qs); }
+inline __m256i codes(const block_q2_K& b, int k) { return field(b.qs + 32 * (k / 4), 2 * (k % 4), 3); }
+inline __m256i codes(const block_q3_K& b, int k) {
   // code = low2 - 4 + 4 * hmask bit
   const __m256i low = field(b.qs + 32 * (k / 4), 2 * (k % 4), 3);
   const __m256i high = _mm256_slli_epi16(field(b.hmask, k, 1), 2);
-  u.q = _mm256_sub_epi8(_mm256_add_epi8(low, high), _mm256_set1_epi8(4));
-  const float d = _cvtsh_ss(b.d);
-  for (int h = 0; h < 2; ++h) {
-    u.s[h] = d * float(q3_K_scale(b.scales, 2 * k + h));
-    u.m[h] = 0.0f;
-  }
+  return _mm256_sub_epi8(_mm256_add_epi8(low, high), _mm256_set1_epi8(4));
 }
-inline void k4_scales(uint16_t d, uint16_t dmin, const uint8_t* scales, int k, Unpacked& u) {
-  int sc, mn;
-  k4_scale_min(scales, k, sc, mn);
-  same_scale(u, _cvtsh_ss(d) * float(sc), _cvtsh_ss(dmin) * float(mn));
-}
-inline void unpack(const block_q4_K& b, int k, Unpacked& u) {
-  u.q = field(b.qs + 32 * (k / 2), 4 * (k % 2), 0x0f);
-  k4_scales(b.d, b.dmin, b.scales, k, u);
-}
-inline void unpack(const block_q5_K& b, int k, Unpacked& u) {
+inline __m256i codes(const block_q4_K& b, int k) { return field(b.qs + 32 * (k / 2), 4 * (k % 2), 0x0f); }
+inline __m256i codes(const block_q5_K& b, int k) {
   const __m256i high = _mm256_slli_epi16(field(b.qh, k, 1), 4);
-  u.q = _mm256_or_si256(field(b.qs + 32 * (k / 2), 4 * (k % 2), 0x0f), high);
-  k4_scales(b.d, b.dmin, b.scales, k, u);
+  return _mm256_or_si256(field(b.qs + 32 * (k / 2), 4 * (k % 2), 0x0f), high);
 }
-inline void unpack(const block_q6_K& b, int k, Unpacked& u) {
+inline __m256i codes(const block_q6_K& b, int k) {
   const int h = k / 4, j = k % 4;
   const __m256i low = field(b.ql + 64 * h + 32 * (j % 2), 4 * (j / 2), 0x0f);
   const __m256i high = _mm256_slli_epi16(field(b.qh + 32 * h, 2 * j, 3), 4);
-  u.q = _mm256_sub_epi8(_mm256_or_si256(low, high), _mm256_set1_epi8(32));
-  const float d = _cvtsh_ss(b.d);
-  for (int s = 0; s < 2; ++s) {
-    u.s[s] = d * float(b.scales[2 * k + s]);
-    u.m[s] = 0.0f;
-  }
+  return _mm256_sub_epi8(_mm256_or_si256(low, high), _mm256_set1_epi8(32));
+}
+
+// Scale and offset of a 32-value block: value = s * q - m.
+struct BlockScale {
+  float s, m;
+};
+inline BlockScale block_scale(const block_q4_0& b) { return {_cvtsh_ss(b.d), 0.0f}; }
+inline BlockScale block_scale(const block_q4_1& b) { return {_cvtsh_ss(b.d), -_cvtsh_ss(b.m)}; }
+inline BlockScale block_scale(const block_q5_0& b) { return {_cvtsh_ss(b.d), 0.0f}; }
+inline BlockScale block_scale(const block_q5_1& b) { return {_cvtsh_ss(b.d), -_cvtsh_ss(b.m)}; }
+inline BlockScale block_scale(const block_q8_0& b) { return {_cvtsh_ss(b.d), 0.0f}; }
+
+template <typename Block>
+constexpr bool has_offsets() {
+  return std::is_same<Block, block_q4_1>::value || std::is_same<Block, block_q5_1>::value ||
+         std::is_same<Block, block_q2_K>::value || std::is_same<Block, block_q4_K>::value ||
+         std::is_same<Block, block_q5_K>::value;
 }
 
 inline float hsum(__m256 v) {
@@ -122,38 +94,74 @@ inline float hsum(__m256 v) {
   return _mm_cvtss_f32(s);
 }
 
-template <typename Block>
-constexpr bool has_offsets() {
-  return std::is_same<Block, block_q4_1>::value || std::is_same<Block, block_q5_1>::value ||
-         std::is_same<Block, block_q2_K>::value || std::is_same<Block, block_q4_K>::value ||
-         std::is_same<Block, block_q5_K>::value;
+inline int hsum_i32(__m256i v) {
+  __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, _MM_SHUFFLE(1, 0, 3, 2)));
+  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, _MM_SHUFFLE(2, 3, 0, 1)));
+  return _mm_cvtsi128_si32(s);
 }
 
-// y[i0 .. i0+NC, r] for one weight row.
+// q . x as 16 int16 pair sums (lanes 0-7: values 0-15, lanes 8-15: values 16-31).
+inline __m256i pair_sums(__m256i abs_q, __m256i q, const int8_t* x) {
+  return _mm256_maddubs_epi16(abs_q, _mm256_sign_epi8(load32(x), q));
+}
+
+// y[i0 .. i0+NC, r] for one row of 32-value blocks: a float scale per block.
 template <typename Block, int NC>
-void quant_row(const MatmulArgs& a, const Block* wr, int64_t r, int64_t i0) {
-  using T = BlockTraits<Block>;
-  const int64_t n_blocks = a.k / T::values, n_chunks = a.k / QK;
+void block32_row(const MatmulArgs& a, const Block* wr, int64_t r, int64_t i0) {
+  const int64_t n_blocks = a.k / QK;
+  const ActBlock* act = a.act + i0 * n_blocks;
   const __m256i ones = _mm256_set1_epi16(1);
-  __m256 acc[NC];      // (NC,) per-row float accumulators
-  float offsets[NC];   // (NC,) sum of d_x * m * sum(x codes)
+  __m256 acc[NC];     // (NC,) float accumulators
+  float offsets[NC];  // (NC,) sum of d_x * m * sum(x codes)
   for (int c = 0; c < NC; ++c) {
     acc[c] = _mm256_setzero_ps();
     offsets[c] = 0.0f;
   }
-  Unpacked u;
   for (int64_t b = 0; b < n_blocks; ++b) {
-    for (int ch = 0; ch < T::chunks; ++ch) {
-      unpack(wr[b], ch, u);
-      const __m256i abs_q = _mm256_sign_epi8(u.q, u.q);
-      const __m256 scale = _mm256_setr_ps(u.s[0], u.s[0], u.s[0], u.s[0], u.s[1], u.s[1], u.s[1], u.s[1]);
-      const int64_t col = b * T::chunks + ch;
-      for (int c = 0; c < NC; ++c) {
-        const ActBlock& x = a.act[(i0 + c) * n_chunks + col];
-        const __m256i signed_x = _mm256_sign_epi8(load32(reinterpret_cast<const uint8_t*>(x.qs)), u.q);
-        const __m256i sums = _mm256_madd_epi16(_mm256_maddubs_epi16(abs_q, signed_x), ones);
-        acc[c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sums), _mm256_mul_ps(scale, _mm256_set1_ps(x.d)), acc[c]);
-        if (has_offsets<Block>()) offsets[c] += x.d * (u.m[0] * float(x.sum[0]) + u.m[1] * float(x.sum[1]));
+    const __m256i q = codes(wr[b], 0);
+    const __m256i abs_q = _mm256_sign_epi8(q, q);
+    const BlockScale sc = block_scale(wr[b]);
+    for (int c = 0; c < NC; ++c) {
+      const ActBlock& x = act[c * n_blocks + b];
+      const __m256i sums = _mm256_madd_epi16(pair_sums(abs_q, q, x.qs), ones);
+      acc[c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sums), _mm256_set1_ps(sc.s * x.d), acc[c]);
+      if (has_offsets<Block>()) offsets[c] += sc.m * x.d * float(x.sum[0] + x.sum[1]);
+    }
+  }
+  for (int c = 0; c < NC; ++c) a.y[(i0 + c) * a.rows + r] = hsum(acc[c]) - offsets[c];
+}
+
+// y[i0 .. i0+NC, r] for one row of K-quant super-blocks: the integer sub-block
+// scales multiply int32 sums, and floats are touched once per 256 values.
+template <typename Block, int NC>
+void kquant_row(const MatmulArgs& a, const Block* wr, int64_t r, int64_t i0) {
+  const int64_t n_blocks = a.k / QK_K;
+  const ActBlockK* act = a.act_k + i0 * n_blocks;
+  __m256 acc[NC];     // (NC,) float accumulators
+  float offsets[NC];  // (NC,) sum of dmin * d_x * (mn . code sums)
+  for (int c = 0; c < NC; ++c) {
+    acc[c] = _mm256_setzero_ps();
+    offsets[c] = 0.0f;
+  }
+  KScales ks;
+  for (int64_t b = 0; b < n_blocks; ++b) {
+    kquant_scales(wr[b], ks);
+    __m256i isum[NC];  // (NC,) int32 sums of sc * (q . x) over the super-block
+    for (int c = 0; c < NC; ++c) isum[c] = _mm256_setzero_si256();
+    for (int k = 0; k < QK_K / QK; ++k) {
+      const __m256i q = codes(wr[b], k);
+      const __m256i abs_q = _mm256_sign_epi8(q, q);
+      const __m256i scale = _mm256_set_m128i(_mm_set1_epi16(ks.sc[2 * k + 1]), _mm_set1_epi16(ks.sc[2 * k]));
+      for (int c = 0; c < NC; ++c)
+        isum[c] = _mm256_add_epi32(isum[c], _mm256_madd_epi16(pair_sums(abs_q, q, act[c * n_blocks + b].qs + QK * k), scale));
+    }
+    for (int c = 0; c < NC; ++c) {
+      const ActBlockK& x = act[c * n_blocks + b];
+      acc[c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[c]), _mm256_set1_ps(ks.d * x.d), acc[c]);
+      if (has_offsets<Block>()) {
+        const __m256i mins = _mm256_madd_epi16(load32(ks.mn), load32(x.sum));
+        offsets[c] += ks.dmin * x.d * float(hsum_i32(mins));
       }
     }
   }
@@ -231,7 +239,12 @@ template <typename Block>
 void rows_any(Block, const MatmulArgs& a, int64_t r0, int64_t r1) {
   for (int64_t r = r0; r < r1; ++r) {
     const Block* wr = reinterpret_cast<const Block*>(a.w + size_t(r) * a.row_bytes);
-    for_column_groups(a.n, [&](int64_t i0, auto nc) { quant_row<Block, decltype(nc)::value>(a, wr, r, i0); });
+    for_column_groups(a.n, [&](int64_t i0, auto nc) {
+      if constexpr (BlockTraits<Block>::values == QK_K)
+        kquant_row<Block, decltype(nc)::value>(a, wr, r, i0);
+      else
+        block32_row<Block, decltype(nc)::value>(a, wr, r, i0);
+    });
   }
 }
 

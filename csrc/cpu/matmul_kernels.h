@@ -13,12 +13,18 @@ struct MatmulArgs {
   const uint8_t* w;    // (rows, row_bytes) weights
   size_t row_bytes;    // bytes of one weight row
   int64_t k;           // values per row
-  const ActBlock* act; // (n, k/32) quantised activations; quantised types only
+  const ActBlock* act;     // (n, k/32) quantised activations; 32-value block types only
+  const ActBlockK* act_k;  // (n, k/256) quantised activations; K-quant types only
   const float* x;      // (n, k) float activations; float types only
   int64_t n;           // activation rows
   float* y;            // (n, rows) output
   int64_t rows;        // weight rows (the stride of y)
 };
+
+// The quantised activations a kernel for weight blocks paired with Act reads.
+template <typename Act> const Act* activations(const MatmulArgs& a);
+template <> inline const ActBlock* activations<ActBlock>(const MatmulArgs& a) { return a.act; }
+template <> inline const ActBlockK* activations<ActBlockK>(const MatmulArgs& a) { return a.act_k; }
 
 // Computes y[:, r0:r1].
 void matmul_rows_scalar(const MatmulArgs& a, int64_t r0, int64_t r1);

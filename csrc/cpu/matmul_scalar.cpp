@@ -42,7 +42,7 @@ void rows(F16Tag t, const MatmulArgs& a, int64_t r0, int64_t r1) { float_rows(t,
 void rows(BF16Tag t, const MatmulArgs& a, int64_t r0, int64_t r1) { float_rows(t, a, r0, r1); }
 
 // One chunk's contribution: d_x * (s0*sum(q*x, half 0) + s1*sum(q*x, half 1) - offsets).
-float chunk_dot(const Chunk& c, const ActBlock& x) {
+float chunk_dot(const Chunk& c, const ActChunk& x) {
   int isum[2] = {0, 0};
   for (int j = 0; j < QK; ++j) isum[j / 16] += int(c.q[j]) * int(x.qs[j]);
   return x.d * (c.s[0] * float(isum[0]) + c.s[1] * float(isum[1]) -
@@ -52,7 +52,9 @@ float chunk_dot(const Chunk& c, const ActBlock& x) {
 template <typename Block>
 void rows(Block, const MatmulArgs& a, int64_t r0, int64_t r1) {
   using T = BlockTraits<Block>;
-  const int64_t n_blocks = a.k / T::values, n_chunks = a.k / QK;
+  using Act = ActFor<Block>;
+  const Act* act = activations<Act>(a);
+  const int64_t n_blocks = a.k / T::values, act_per_row = a.k / int64_t(sizeof(Act::qs));
   Chunk c;
   for (int64_t r = r0; r < r1; ++r) {
     const uint8_t* wr = a.w + size_t(r) * a.row_bytes;
@@ -63,7 +65,7 @@ void rows(Block, const MatmulArgs& a, int64_t r0, int64_t r1) {
       for (int ch = 0; ch < T::chunks; ++ch) {
         unpack_chunk(block, ch, c);
         const int64_t col = b * T::chunks + ch;
-        for (int64_t i = 0; i < a.n; ++i) a.y[i * a.rows + r] += chunk_dot(c, a.act[i * n_chunks + col]);
+        for (int64_t i = 0; i < a.n; ++i) a.y[i * a.rows + r] += chunk_dot(c, act_chunk(act + i * act_per_row, col));
       }
     }
   }

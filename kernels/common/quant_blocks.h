@@ -200,6 +200,56 @@ HI_HD void unpack_chunk(const block_q6_K& b, int chunk, Chunk& c) {
   }
 }
 
+// ---- K-quant scales as integers -------------------------------------------
+// value = d * sc[h] * q - dmin * mn[h] for 16-value half h of a super-block.
+// Integer scales let dot products sum sc * (q . x) in int32 over a whole
+// super-block and touch floats once per 256 values.
+struct KScales {
+  int16_t sc[QK_K / 16];  // (16,) scale code per half
+  int16_t mn[QK_K / 16];  // (16,) offset code per half (zero for symmetric types)
+  float d, dmin;
+};
+
+HI_HD void kquant_scales(const block_q2_K& b, KScales& k) {
+  for (int h = 0; h < QK_K / 16; ++h) {
+    k.sc[h] = int16_t(b.scales[h] & 0x0f);
+    k.mn[h] = int16_t(b.scales[h] >> 4);
+  }
+  k.d = half_to_float(b.d);
+  k.dmin = half_to_float(b.dmin);
+}
+
+HI_HD void kquant_scales(const block_q3_K& b, KScales& k) {
+  for (int h = 0; h < QK_K / 16; ++h) {
+    k.sc[h] = int16_t(q3_K_scale(b.scales, h));
+    k.mn[h] = 0;
+  }
+  k.d = half_to_float(b.d);
+  k.dmin = 0.0f;
+}
+
+HI_HD void k4_kquant_scales(uint16_t d, uint16_t dmin, const uint8_t* scales, KScales& k) {
+  for (int j = 0; j < QK_K / QK; ++j) {
+    int sc, mn;
+    k4_scale_min(scales, j, sc, mn);
+    k.sc[2 * j] = k.sc[2 * j + 1] = int16_t(sc);
+    k.mn[2 * j] = k.mn[2 * j + 1] = int16_t(mn);
+  }
+  k.d = half_to_float(d);
+  k.dmin = half_to_float(dmin);
+}
+HI_HD void kquant_scales(const block_q4_K& b, KScales& k) { k4_kquant_scales(b.d, b.dmin, b.scales, k); }
+HI_HD void kquant_scales(const block_q5_K& b, KScales& k) { k4_kquant_scales(b.d, b.dmin, b.scales, k); }
+
+HI_HD void kquant_scales(const block_q6_K& b, KScales& k) {
+  for (int h = 0; h < QK_K / 16; ++h) {
+    k.sc[h] = b.scales[h];
+    k.mn[h] = 0;
+  }
+  k.d = half_to_float(b.d);
+  k.dmin = 0.0f;
+}
+
 // value = s*q - m for one chunk; the float ops gguf.quants does, in its order.
 HI_HD void chunk_to_float(const Chunk& c, float* out /* (32,) */) {
   for (int i = 0; i < QK; ++i) out[i] = c.s[i / 16] * float(c.q[i]) - c.m[i / 16];
