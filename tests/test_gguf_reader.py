@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 import struct
 
 import numpy as np
@@ -60,6 +61,29 @@ def test_open_does_not_read_tensor_data(gemma_path):
         t = f.tensor("token_embd.weight")
         assert isinstance(t.data.base, np.memmap) or isinstance(t.data, np.memmap)
         assert len(f.metadata["tokenizer.ggml.tokens"]) == 262144
+
+
+def resident_bytes() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/statm"), reason="needs Linux /proc to read resident memory")
+def test_opening_a_40_gb_file_reads_only_the_header(tmp_path):
+    g = GGUFBytes()
+    g.kv_str("general.architecture", "llama")
+    ne = [8192, 40 * 2**30 // (8192 * 2)]  # 40 GiB of F16
+    g.tensors.append(TensorSpec("huge.weight", ne, 1, b""))
+    path = tmp_path / "huge.gguf"
+    path.write_bytes(g.build())
+    os.truncate(path, path.stat().st_size + 40 * 2**30)  # sparse: no disk blocks, no page cache
+    before = resident_bytes()
+    with hetinfer.open_gguf(path) as f:
+        t = f.tensor("huge.weight")
+        assert t.nbytes == 40 * 2**30 and t.shape == (ne[1], 8192)
+        first_row = t.data[: 8192 * 2]  # touching a slice maps just those pages
+        assert not first_row.any()
+    assert resident_bytes() - before < 64 * 2**20
 
 
 def expect_error(tmp_path, data: bytes, match: str, offset: int | None = -1) -> GGUFError:
