@@ -17,6 +17,8 @@
 namespace py = pybind11;
 using namespace hi;
 
+void bind_ops(py::module_& m);  // bindings_ops.cpp
+
 namespace {
 
 using Bytes = py::array_t<uint8_t, py::array::c_style | py::array::forcecast>;
@@ -133,4 +135,5 @@ PYBIND11_MODULE(_core, m) {
   m.def("cpu_features", &cpu_features_py);
   m.def("set_kernel_path", &set_kernel_path, py::arg("name"));
   m.def("kernel_path", [] { return std::string(kernel_path_name(kernel_path())); });
+  bind_ops(m);
 }

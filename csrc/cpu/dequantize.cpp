@@ -42,15 +42,17 @@ void dequantize_blocks(Block, const uint8_t* src, float* dst, int64_t n) {
 
 }  // namespace
 
+void dequantize_serial(QType type, const uint8_t* src, float* dst, int64_t n) {
+  row_bytes(type, n);  // validates n
+  visit_qtype(type, [&](auto tag) { dequantize_blocks(tag, src, dst, n); });
+}
+
 void dequantize(QType type, const uint8_t* src, float* dst, int64_t n) {
   const QTypeInfo& info = qtype_info(type);
   row_bytes(type, n);  // validates n
   // Pieces of ~64K values amortise the pool hand-off and balance two to many cores.
   parallel_ranges(cpu_pool(), n / info.block_values, 65536 / info.block_values, [&](int64_t b0, int64_t b1) {
-    visit_qtype(type, [&](auto tag) {
-      dequantize_blocks(tag, src + b0 * info.block_bytes, dst + b0 * info.block_values,
-                        (b1 - b0) * info.block_values);
-    });
+    dequantize_serial(type, src + b0 * info.block_bytes, dst + b0 * info.block_values, (b1 - b0) * info.block_values);
   });
 }
 

@@ -227,7 +227,7 @@ void for_column_groups(int64_t n, Body&& body) {
 template <typename Tag>
 void float_rows(Tag tag, const MatmulArgs& a, int64_t r0, int64_t r1) {
   for (int64_t r = r0; r < r1; ++r) {
-    const uint8_t* wr = a.w + size_t(r) * a.row_bytes;
+    const uint8_t* wr = a.w + size_t(r) * a.row_stride;
     for_column_groups(a.n, [&](int64_t i0, auto nc) { float_row<Tag, decltype(nc)::value>(tag, a, wr, r, i0); });
   }
 }
@@ -238,7 +238,7 @@ void rows_any(BF16Tag t, const MatmulArgs& a, int64_t r0, int64_t r1) { float_ro
 template <typename Block>
 void rows_any(Block, const MatmulArgs& a, int64_t r0, int64_t r1) {
   for (int64_t r = r0; r < r1; ++r) {
-    const Block* wr = reinterpret_cast<const Block*>(a.w + size_t(r) * a.row_bytes);
+    const Block* wr = reinterpret_cast<const Block*>(a.w + size_t(r) * a.row_stride);
     for_column_groups(a.n, [&](int64_t i0, auto nc) {
       if constexpr (BlockTraits<Block>::values == QK_K)
         kquant_row<Block, decltype(nc)::value>(a, wr, r, i0);

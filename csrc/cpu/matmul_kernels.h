@@ -10,8 +10,8 @@ namespace hi {
 
 struct MatmulArgs {
   QType type;
-  const uint8_t* w;    // (rows, row_bytes) weights
-  size_t row_bytes;    // bytes of one weight row
+  const uint8_t* w;    // (rows, row_stride) weights; row r starts at w + r * row_stride
+  size_t row_stride;   // bytes from one weight row to the next (>= the row's own size)
   int64_t k;           // values per row
   const ActBlock* act;     // (n, k/32) quantised activations; 32-value block types only
   const ActBlockK* act_k;  // (n, k/256) quantised activations; K-quant types only

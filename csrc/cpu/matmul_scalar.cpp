@@ -27,7 +27,7 @@ float load_weight(BF16Tag, const uint8_t* p, int64_t i) {
 template <typename Tag>
 void float_rows(Tag tag, const MatmulArgs& a, int64_t r0, int64_t r1) {
   for (int64_t r = r0; r < r1; ++r) {
-    const uint8_t* wr = a.w + size_t(r) * a.row_bytes;
+    const uint8_t* wr = a.w + size_t(r) * a.row_stride;
     for (int64_t i = 0; i < a.n; ++i) {
       const float* x = a.x + i * a.k;
       float acc = 0.0f;
@@ -57,7 +57,7 @@ void rows(Block, const MatmulArgs& a, int64_t r0, int64_t r1) {
   const int64_t n_blocks = a.k / T::values, act_per_row = a.k / int64_t(sizeof(Act::qs));
   Chunk c;
   for (int64_t r = r0; r < r1; ++r) {
-    const uint8_t* wr = a.w + size_t(r) * a.row_bytes;
+    const uint8_t* wr = a.w + size_t(r) * a.row_stride;
     for (int64_t i = 0; i < a.n; ++i) a.y[i * a.rows + r] = 0.0f;
     for (int64_t b = 0; b < n_blocks; ++b) {
       Block block;

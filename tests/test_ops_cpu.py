@@ -1,0 +1,139 @@
+"""Decoder-block ops on the CPU against numpy float64 references, fresh random inputs each run.
+
+Tolerances (relative error = ||y - ref|| / ||ref||):
+- rms_norm, rope, gated activations, softcap: float32 arithmetic, < 1e-5.
+- flash attention with f32/f16 K: float32 scores, < 1e-5 (f16 rounding of the
+  cache is part of the reference, which uses the dequantised cache).
+- flash attention with q8_0/q4_0 K: queries are rounded to 8-bit blocks for
+  the integer dot products (as in matmul): measured ~4e-3, bound 3e-2.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import hetinfer
+from hetinfer import _core
+from hetinfer.quants import dequantize_bytes, qtype, quantize
+
+
+def rel_err(y: np.ndarray, ref: np.ndarray) -> float:
+    return float(np.linalg.norm(y.astype(np.float64) - ref) / np.linalg.norm(ref))
+
+
+@pytest.fixture(params=["scalar", "avx2"] if all(hetinfer.cpu_features().values()) else ["scalar"])
+def kernel_path(request):
+    hetinfer.set_kernel_path(request.param)
+    yield request.param
+    hetinfer.set_kernel_path("auto")
+
+
+@pytest.mark.parametrize("with_weight", [True, False])
+def test_rms_norm(rng, with_weight):
+    x = rng.standard_normal((37, 640)).astype(np.float32) * 3
+    w = rng.standard_normal(640).astype(np.float32) if with_weight else None
+    x64 = x.astype(np.float64)
+    ref = x64 / np.sqrt(np.mean(x64 ** 2, axis=1, keepdims=True) + 1e-6) * (1.0 if w is None else w)
+    assert rel_err(_core.rms_norm(x, w, 1e-6), ref) < 1e-5
+
+
+def rope_reference(x: np.ndarray, pos: np.ndarray, n_rot: int, base: float, freq_scale: float, style: str):
+    y = x.astype(np.float64).copy()
+    half = n_rot // 2
+    inv = base ** (-2.0 * np.arange(half) / n_rot)
+    ang = (pos[:, None].astype(np.float64) * freq_scale) * inv[None, :]  # (tokens, half)
+    cos, sin = np.cos(ang)[:, None, :], np.sin(ang)[:, None, :]
+    a = np.arange(half) if style == "neox" else 2 * np.arange(half)
+    b = a + half if style == "neox" else a + 1
+    x0, x1 = y[..., a].copy(), y[..., b].copy()
+    y[..., a] = x0 * cos - x1 * sin
+    y[..., b] = x0 * sin + x1 * cos
+    return y
+
+
+@pytest.mark.parametrize("style", ["normal", "neox"])
+@pytest.mark.parametrize("n_rot", [64, 32])  # full and partial rotation
+def test_rope(rng, style, n_rot):
+    x = rng.standard_normal((9, 4, 64)).astype(np.float32)
+    pos = rng.integers(0, 4096, 9).astype(np.int32)
+    y = _core.rope(x, pos, n_rot, 10000.0, 0.5, style)
+    assert rel_err(y, rope_reference(x, pos, n_rot, 10000.0, 0.5, style)) < 1e-5
+    np.testing.assert_array_equal(y[..., n_rot:], x[..., n_rot:])
+
+
+def test_gated_activations(rng):
+    g = rng.standard_normal(10000).astype(np.float32) * 4
+    u = rng.standard_normal(10000).astype(np.float32)
+    g64, u64 = g.astype(np.float64), u.astype(np.float64)
+    silu = g64 / (1 + np.exp(-g64)) * u64
+    gelu = 0.5 * g64 * (1 + np.tanh(np.sqrt(2 / np.pi) * (g64 + 0.044715 * g64 ** 3))) * u64
+    assert rel_err(_core.gated_activation(g, u, "silu"), silu) < 1e-5
+    assert rel_err(_core.gated_activation(g, u, "gelu_tanh"), gelu) < 1e-5
+
+
+def test_softcap(rng):
+    x = rng.standard_normal(1000).astype(np.float32) * 100
+    assert rel_err(_core.softcap(x, 30.0), 30.0 * np.tanh(x.astype(np.float64) / 30.0)) < 1e-5
+
+
+def attention_reference(q, k, v, q_seq, q_pos, cell_seq, cell_pos, window, scale, softcap):
+    n_q, n_head, _ = q.shape
+    n_rep = n_head // k.shape[1]
+    out = np.zeros((n_q, n_head, v.shape[2]))
+    for t in range(n_q):
+        back = q_pos[t] - cell_pos
+        seen = (cell_seq == q_seq[t]) & (cell_seq >= 0) & (back >= 0) & ((window <= 0) | (back < window))
+        if not seen.any():
+            continue
+        for h in range(n_head):
+            s = scale * (k[seen, h // n_rep] @ q[t, h].astype(np.float64))
+            if softcap > 0:
+                s = softcap * np.tanh(s / softcap)
+            p = np.exp(s - s.max())
+            out[t, h] = (p / p.sum()) @ v[seen, h // n_rep]
+    return out
+
+
+def cache(rng, t: str, n_cells: int, n_head_kv: int, d: int):
+    x = rng.standard_normal((n_cells, n_head_kv, d)).astype(np.float32)
+    raw = quantize(x.reshape(-1, d), t).reshape(-1)
+    return raw, dequantize_bytes(raw, t, x.shape).astype(np.float64)
+
+
+@pytest.mark.parametrize("k_type,v_type", [("F32", "F32"), ("F16", "F16"), ("Q8_0", "Q8_0"), ("Q4_0", "Q4_0"),
+                                           ("F16", "Q4_0"), ("Q8_0", "F16")])
+@pytest.mark.parametrize("window,softcap", [(0, 0.0), (20, 0.0), (0, 5.0)])
+def test_flash_attention(rng, kernel_path, k_type, v_type, window, softcap):
+    n_cells, n_head, n_head_kv, d_k, d_v = 150, 8, 2, 64, 32
+    k_raw, k_ref = cache(rng, k_type, n_cells, n_head_kv, d_k)
+    v_raw, v_ref = cache(rng, v_type, n_cells, n_head_kv, d_v)
+    # Two sequences interleaved over the cells, some empty cells, queries at various positions.
+    cell_seq = rng.integers(0, 2, n_cells).astype(np.int32)
+    cell_seq[rng.choice(n_cells, 10, replace=False)] = -1
+    cell_pos = np.zeros(n_cells, np.int32)
+    for s in (0, 1):
+        cell_pos[cell_seq == s] = np.arange(np.sum(cell_seq == s))
+    q_seq = np.array([0, 1, 0, 1, 2], np.int32)  # sequence 2 has no cells: zeros
+    q_pos = np.array([70, 69, 3, 30, 5], np.int32)
+    q = rng.standard_normal((5, n_head, d_k)).astype(np.float32)
+    scale = 1.0 / np.sqrt(d_k)
+    y = _core.flash_attention(q, k_raw, int(qtype(k_type)), v_raw, int(qtype(v_type)), n_head_kv, d_v,
+                              q_seq, q_pos, cell_seq, cell_pos, window, scale, softcap)
+    ref = attention_reference(q, k_ref, v_ref, q_seq, q_pos, cell_seq, cell_pos, window, scale, softcap)
+    np.testing.assert_array_equal(y[4], 0.0)
+    bound = 1e-5 if k_type in ("F32", "F16") else 3e-2
+    assert rel_err(y, ref) < bound
+
+
+def test_flash_attention_rejects_bad_shapes():
+    q = np.zeros((1, 3, 32), np.float32)
+    k = np.zeros(2 * 2 * 32 * 2, np.uint8)
+    ids = np.zeros(2, np.int32)
+    with pytest.raises(ValueError, match="multiple of n_head_kv"):
+        _core.flash_attention(q, k, 1, k, 1, 2, 32, ids[:1], ids[:1], ids, ids, 0, 1.0, 0.0)
+    with pytest.raises(ValueError, match="expected 256 bytes"):
+        _core.flash_attention(q, k[:-2], 1, k, 1, 2, 32, ids[:1], ids[:1], ids, ids, 0, 1.0, 0.0)
+    with pytest.raises(ValueError, match="not one of f32, f16, q8_0, q4_0"):
+        _core.flash_attention(np.zeros((1, 2, 256), np.float32), np.zeros(2 * 2 * 144, np.uint8), 12,
+                              np.zeros(2 * 2 * 144, np.uint8), 12, 2, 256, ids[:1], ids[:1], ids, ids, 0, 1.0, 0.0)
