@@ -17,7 +17,8 @@
 namespace py = pybind11;
 using namespace hi;
 
-void bind_ops(py::module_& m);  // bindings_ops.cpp
+void bind_ops(py::module_& m);    // bindings_ops.cpp
+void bind_model(py::module_& m);  // bindings_model.cpp
 
 namespace {
 
@@ -114,13 +115,7 @@ py::dict cpu_features_py() {
 
 PYBIND11_MODULE(_core, m) {
   m.doc() = "hetinfer native core";
-  py::register_exception_translator([](std::exception_ptr p) {
-    try {
-      if (p) std::rethrow_exception(p);
-    } catch (const std::invalid_argument& e) {
-      PyErr_SetString(PyExc_ValueError, e.what());
-    }
-  });
+  // pybind11 maps std::invalid_argument to ValueError and std::runtime_error to RuntimeError.
   m.def("dequantize", &dequantize_py, py::arg("type_id"), py::arg("data"), py::arg("n"),
         "Raw tensor bytes of a GGUF type -> float32 (n,).");
   m.def("quantize", &quantize_py, py::arg("type_id"), py::arg("x"),
@@ -136,4 +131,5 @@ PYBIND11_MODULE(_core, m) {
   m.def("set_kernel_path", &set_kernel_path, py::arg("name"));
   m.def("kernel_path", [] { return std::string(kernel_path_name(kernel_path())); });
   bind_ops(m);
+  bind_model(m);
 }

@@ -1,0 +1,98 @@
+#include "kv_cache.h"
+
+#include <algorithm>
+#include <cstring>
+#include <stdexcept>
+#include <string>
+
+#include "../quant/quantize.h"
+
+namespace hi {
+
+KVCache::KVCache(int64_t n_layers, int64_t n_cells, int64_t n_head_kv, int64_t head_dim_k, int64_t head_dim_v,
+                 QType type_k, QType type_v)
+    : n_layers_(n_layers), n_cells_(n_cells), n_head_kv_(n_head_kv), dk_(head_dim_k), dv_(head_dim_v),
+      type_k_(type_k), type_v_(type_v),
+      k_cell_bytes_(size_t(n_head_kv) * row_bytes(type_k, head_dim_k)),
+      v_cell_bytes_(size_t(n_head_kv) * row_bytes(type_v, head_dim_v)),
+      k_(size_t(n_layers * n_cells) * k_cell_bytes_),
+      v_(size_t(n_layers * n_cells) * v_cell_bytes_),
+      cell_seq_(size_t(n_cells), -1),
+      cell_pos_(size_t(n_cells), 0) {
+  for (QType t : {type_k, type_v})
+    if (t != QType::F32 && t != QType::F16 && t != QType::Q8_0 && t != QType::Q4_0)
+      throw std::invalid_argument(std::string("KV cache type ") + qtype_info(t).name +
+                                  " is not one of f32, f16, q8_0, q4_0");
+}
+
+std::vector<int32_t> KVCache::allocate(const int32_t* seq, const int32_t* pos, int64_t n) {
+  for (int64_t i = 0; i < n; ++i)
+    if (seq[i] < 0) throw std::invalid_argument("sequence ids must be >= 0");
+  std::vector<int32_t> cells;
+  cells.reserve(size_t(n));
+  for (int64_t c = 0; c < n_cells_ && int64_t(cells.size()) < n; ++c)
+    if (cell_seq_[size_t(c)] < 0) cells.push_back(int32_t(c));
+  if (int64_t(cells.size()) < n)
+    throw std::runtime_error("KV cache full: " + std::to_string(n) + " tokens need cells, " +
+                             std::to_string(cells.size()) + " of " + std::to_string(n_cells_) + " are free");
+  for (int64_t i = 0; i < n; ++i) {
+    cell_seq_[size_t(cells[size_t(i)])] = seq[i];
+    cell_pos_[size_t(cells[size_t(i)])] = pos[i];
+  }
+  return cells;
+}
+
+void KVCache::write(int64_t layer, const std::vector<int32_t>& cells, const float* k, const float* v) {
+  uint8_t* kl = k_.data() + size_t(layer * n_cells_) * k_cell_bytes_;
+  uint8_t* vl = v_.data() + size_t(layer * n_cells_) * v_cell_bytes_;
+  for (size_t i = 0; i < cells.size(); ++i) {
+    quantize(type_k_, k + int64_t(i) * n_head_kv_ * dk_, kl + size_t(cells[i]) * k_cell_bytes_, n_head_kv_ * dk_);
+    quantize(type_v_, v + int64_t(i) * n_head_kv_ * dv_, vl + size_t(cells[i]) * v_cell_bytes_, n_head_kv_ * dv_);
+  }
+}
+
+KVView KVCache::keys(int64_t layer) const {
+  return {type_k_, k_.data() + size_t(layer * n_cells_) * k_cell_bytes_, n_cells_, n_head_kv_, dk_};
+}
+
+KVView KVCache::values(int64_t layer) const {
+  return {type_v_, v_.data() + size_t(layer * n_cells_) * v_cell_bytes_, n_cells_, n_head_kv_, dv_};
+}
+
+AttnMask KVCache::mask(const int32_t* q_seq, const int32_t* q_pos, int32_t window) const {
+  return {q_seq, q_pos, cell_seq_.data(), cell_pos_.data(), window};
+}
+
+void KVCache::release(const std::vector<int32_t>& cells) {
+  for (int32_t c : cells) cell_seq_[size_t(c)] = -1;
+}
+
+void KVCache::clear() { std::fill(cell_seq_.begin(), cell_seq_.end(), -1); }
+
+void KVCache::remove_sequence(int32_t seq) {
+  for (auto& s : cell_seq_)
+    if (s == seq) s = -1;
+}
+
+void KVCache::copy_sequence(int32_t src, int32_t dst) {
+  std::vector<int32_t> from, pos;  // cells of src and their positions
+  for (int64_t c = 0; c < n_cells_; ++c)
+    if (cell_seq_[size_t(c)] == src) {
+      from.push_back(int32_t(c));
+      pos.push_back(cell_pos_[size_t(c)]);
+    }
+  const std::vector<int32_t> seq(from.size(), dst);
+  const std::vector<int32_t> to = allocate(seq.data(), pos.data(), int64_t(from.size()));
+  for (int64_t l = 0; l < n_layers_; ++l)
+    for (size_t i = 0; i < from.size(); ++i) {
+      const size_t dst = size_t(l * n_cells_ + to[i]), from_cell = size_t(l * n_cells_ + from[i]);
+      std::memcpy(k_.data() + dst * k_cell_bytes_, k_.data() + from_cell * k_cell_bytes_, k_cell_bytes_);
+      std::memcpy(v_.data() + dst * v_cell_bytes_, v_.data() + from_cell * v_cell_bytes_, v_cell_bytes_);
+    }
+}
+
+int64_t KVCache::used_cells() const {
+  return int64_t(std::count_if(cell_seq_.begin(), cell_seq_.end(), [](int32_t s) { return s >= 0; }));
+}
+
+}  // namespace hi

@@ -1,0 +1,47 @@
+// The KV cache of a range of layers: per layer, K and V rows for n_cells
+// cells in their cache types (f16, q8_0, q4_0, f32), and per cell the
+// sequence and position it holds. Cells of all sequences share one pool.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "../cpu/flash_attn.h"
+#include "../qtypes.h"
+
+namespace hi {
+
+class KVCache {
+ public:
+  KVCache(int64_t n_layers, int64_t n_cells, int64_t n_head_kv, int64_t head_dim_k, int64_t head_dim_v,
+          QType type_k, QType type_v);
+
+  // Claims one free cell per token (sequence seq[i], position pos[i]); throws
+  // when fewer than n are free. Returns the cell indices.
+  std::vector<int32_t> allocate(const int32_t* seq, const int32_t* pos, int64_t n);
+  // k: (n, n_head_kv * head_dim_k), v: (n, n_head_kv * head_dim_v) rows for `cells`.
+  void write(int64_t layer, const std::vector<int32_t>& cells, const float* k, const float* v);
+
+  KVView keys(int64_t layer) const;
+  KVView values(int64_t layer) const;
+  AttnMask mask(const int32_t* q_seq, const int32_t* q_pos, int32_t window) const;
+
+  // Frees cells claimed by allocate() for a batch that then failed.
+  void release(const std::vector<int32_t>& cells);
+  void clear();
+  void remove_sequence(int32_t seq);
+  // Copies every cell of `src` into free cells tagged `dst`.
+  void copy_sequence(int32_t src, int32_t dst);
+  int64_t used_cells() const;
+  int64_t n_cells() const { return n_cells_; }
+  size_t bytes() const { return k_.size() + v_.size(); }
+
+ private:
+  int64_t n_layers_, n_cells_, n_head_kv_, dk_, dv_;
+  QType type_k_, type_v_;
+  size_t k_cell_bytes_, v_cell_bytes_;  // one cell of one layer
+  std::vector<uint8_t> k_, v_;          // (n_layers, n_cells, k_cell_bytes / v_cell_bytes)
+  std::vector<int32_t> cell_seq_;       // (n_cells,) -1 = free
+  std::vector<int32_t> cell_pos_;       // (n_cells,)
+};
+
+}  // namespace hi

@@ -1,0 +1,109 @@
+"""Model: a GGUF model loaded for execution (CPU for now)."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from .. import _core, quants
+from ..gguf_file import GGUFFile, open_gguf
+from .arch import ArchConfig, arch_config
+from .weights import layer_specs, output_tensor, require_tensor, weight_spec
+
+CACHE_TYPES = {"f32": "F32", "f16": "F16", "q8_0": "Q8_0", "q4_0": "Q4_0"}
+
+
+def _cache_type(name: str, arg: str) -> int:
+    if not isinstance(name, str) or name.lower() not in CACHE_TYPES:
+        raise ValueError(f"{arg} must be one of {', '.join(CACHE_TYPES)}, got {name!r}")
+    return int(quants.qtype(CACHE_TYPES[name.lower()]))
+
+
+def _positive_int(value, arg: str) -> int:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise TypeError(f"{arg} must be an int, got {type(value).__name__}")
+    if value <= 0:
+        raise ValueError(f"{arg} must be positive, got {value}")
+    return value
+
+
+class Model:
+    """A loaded model. Use ``hetinfer.load(path, ...)``."""
+
+    def __init__(self, path: str | os.PathLike, *, n_ctx: int = 4096, n_batch: int = 512,
+                 cache_type_k: str = "f16", cache_type_v: str = "f16", n_threads: int | None = None):
+        self.n_ctx = _positive_int(n_ctx, "n_ctx")
+        self.n_batch = _positive_int(n_batch, "n_batch")
+        k_type, v_type = _cache_type(cache_type_k, "cache_type_k"), _cache_type(cache_type_v, "cache_type_v")
+        if n_threads is not None:
+            quants.set_num_threads(_positive_int(n_threads, "n_threads"))
+        self.file: GGUFFile = open_gguf(path)
+        embd = require_tensor(self.file, "token_embd.weight")
+        self.config: ArchConfig = arch_config(self.file.metadata, n_vocab=embd.shape[0])
+        self._embd = weight_spec(embd)
+        self._out = weight_spec(output_tensor(self.file))
+        self._out_norm = require_tensor(self.file, "output_norm.weight").dequantize()
+        self._stage = _core.Stage(self.config.block_config(), layer_specs(self.file, self.config, 0, self.config.n_layer),
+                                  self.n_ctx, k_type, v_type)
+
+    @property
+    def n_vocab(self) -> int:
+        return self.config.n_vocab
+
+    def _check_tokens(self, tokens) -> np.ndarray:
+        ids = np.asarray(tokens)
+        if ids.ndim != 1 or not np.issubdtype(ids.dtype, np.integer):
+            raise TypeError("tokens must be a 1-D sequence of ints")
+        if ids.size and (ids.min() < 0 or ids.max() >= self.n_vocab):
+            bad = int(ids[(ids < 0) | (ids >= self.n_vocab)][0])
+            raise ValueError(f"token id {bad} is outside the vocabulary [0, {self.n_vocab})")
+        return ids.astype(np.int32)
+
+    def embed(self, ids: np.ndarray) -> np.ndarray:
+        """(n, n_embd) input embeddings of token ids."""
+        t, data, rows, cols = self._embd
+        x = _core.get_rows(t, data, rows, cols, ids)
+        return x * np.float32(self.config.embed_scale) if self.config.embed_scale != 1.0 else x
+
+    def head(self, hidden: np.ndarray) -> np.ndarray:
+        """(n, n_vocab) logits of final hidden states."""
+        h = _core.rms_norm(hidden, self._out_norm, self.config.rms_eps)
+        t, data, rows, cols = self._out
+        logits = _core.matmul(t, data, rows, cols, h)
+        if self.config.final_softcap > 0:
+            logits = _core.softcap(logits, self.config.final_softcap)
+        return logits
+
+    def decode(self, ids: np.ndarray, seq: np.ndarray, pos: np.ndarray) -> np.ndarray:
+        """Runs a batch of tokens through every layer; returns hidden states (n, n_embd)."""
+        return self._stage.forward(self.embed(ids), seq, pos)
+
+    def eval_logits(self, tokens) -> np.ndarray:
+        """Logits (len(tokens), n_vocab) at every position of a fresh sequence."""
+        ids = self._check_tokens(tokens)
+        if ids.size > self.n_ctx:
+            raise ValueError(f"{ids.size} tokens exceed the context of {self.n_ctx} (n_ctx)")
+        seq_id = 0
+        self._stage.remove_sequence(seq_id)
+        out = np.empty((ids.size, self.n_vocab), np.float32)
+        try:
+            for start in range(0, ids.size, self.n_batch):
+                chunk = ids[start:start + self.n_batch]
+                pos = np.arange(start, start + chunk.size, dtype=np.int32)
+                hidden = self.decode(chunk, np.full(chunk.size, seq_id, np.int32), pos)
+                out[start:start + chunk.size] = self.head(hidden)
+        finally:
+            self._stage.remove_sequence(seq_id)
+        return out
+
+    def close(self) -> None:
+        """Frees the KV cache and drops the file mapping."""
+        self._stage = None
+        self.file.close()
+
+    def __enter__(self) -> Model:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
