@@ -69,6 +69,40 @@ def cmd_devices(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_devices(devices: list[str]) -> None:
+    unavailable = [d for d in devices if d != "cpu"]
+    if unavailable:
+        raise SystemExit(f"hetinfer: error: device {unavailable[0]!r} is not available in this build "
+                         "(only 'cpu' is; CUDA and SYCL backends are not built yet)")
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    import json
+
+    from .bench import run_bench
+    from .model import Model
+
+    _check_devices(args.devices)
+    path = args.model or default_model_path()
+    n_ctx = max(args.n_prompt, args.n_gen, 1)
+    with Model(path, n_ctx=n_ctx, n_batch=args.batch_size, cache_type_k=args.cache_type_k,
+               cache_type_v=args.cache_type_v, n_threads=args.threads) as m:
+        results = run_bench(m, n_prompt=args.n_prompt, n_gen=args.n_gen, repeats=args.repetitions)
+        if args.json:
+            common = {"model": os.path.basename(path), "model_size": m.size_bytes, "model_n_params": m.n_params,
+                      "devices": ",".join(args.devices), "n_threads": quants.get_num_threads(),
+                      "n_batch": args.batch_size, "type_k": args.cache_type_k, "type_v": args.cache_type_v}
+            print(json.dumps([{**common, **r.to_dict()} for r in results], indent=2))
+            return 0
+        name = f"{m.config.arch} {m.file.metadata.get('general.size_label', '')}".strip()
+        print(f"| model | size | params | devices | threads | test | t/s |")
+        print("| --- | ---: | ---: | --- | ---: | ---: | ---: |")
+        for r in results:
+            print(f"| {name} | {m.size_bytes / 2**20:.2f} MiB | {m.n_params / 1e6:.2f} M | {','.join(args.devices)} "
+                  f"| {quants.get_num_threads()} | {r.test} | {r.tokens_per_second:.2f} ± {r.stddev:.2f} |")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="hetinfer", description="Run GGUF language models across unlike devices.")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -79,6 +113,23 @@ def build_parser() -> argparse.ArgumentParser:
     ins.add_argument("model", nargs="?", help="path of a .gguf file (default: the embedded Gemma 3 270M)")
     ins.add_argument("--tensors", action="store_true", help="also list every tensor with type, shape and offset")
     ins.set_defaults(func=cmd_inspect)
+
+    b = sub.add_parser("bench", help="measure prompt (pp) and generation (tg) tokens per second",
+                       description="llama-bench-style throughput: ppN prefills N random tokens into an empty "
+                                   "context; tgN generates N tokens one at a time. Reports the median over "
+                                   "repeats and the standard deviation.")
+    b.add_argument("model", nargs="?", help="path of a .gguf file (default: the embedded Gemma 3 270M)")
+    b.add_argument("-p", "--n-prompt", type=int, default=512, help="prompt tokens for the pp test (0 skips it)")
+    b.add_argument("-n", "--n-gen", type=int, default=128, help="generated tokens for the tg test (0 skips it)")
+    b.add_argument("-r", "--repetitions", type=int, default=5, help="repeats per test, after one warm-up run")
+    b.add_argument("-t", "--threads", type=int, default=None, help="CPU threads (default: all)")
+    b.add_argument("-b", "--batch-size", type=int, default=512, help="tokens per prefill batch")
+    b.add_argument("-ctk", "--cache-type-k", default="f16", help="K cache type: f16, q8_0, q4_0 or f32")
+    b.add_argument("-ctv", "--cache-type-v", default="f16", help="V cache type: f16, q8_0, q4_0 or f32")
+    b.add_argument("--devices", type=lambda s: s.split(","), default=["cpu"],
+                   help="comma-separated devices (this build: cpu)")
+    b.add_argument("--json", action="store_true", help="print a JSON list of results instead of a table")
+    b.set_defaults(func=cmd_bench)
 
     dev = sub.add_parser("devices", help="list the devices hetinfer can use",
                          description="List devices with what they support, and why unavailable ones are not.")

@@ -51,6 +51,14 @@ class Model:
     def n_vocab(self) -> int:
         return self.config.n_vocab
 
+    @property
+    def n_params(self) -> int:
+        return sum(t.n_elements for t in self.file.tensors.values())
+
+    @property
+    def size_bytes(self) -> int:
+        return sum(t.nbytes for t in self.file.tensors.values())
+
     def _check_tokens(self, tokens) -> np.ndarray:
         ids = np.asarray(tokens)
         if ids.ndim != 1 or not np.issubdtype(ids.dtype, np.integer):
@@ -79,23 +87,36 @@ class Model:
         """Runs a batch of tokens through every layer; returns hidden states (n, n_embd)."""
         return self._stage.forward(self.embed(ids), seq, pos)
 
+    def prefill(self, tokens, seq_id: int = 0, start: int = 0, *, all_logits: bool = False) -> np.ndarray:
+        """Appends tokens to sequence ``seq_id`` from position ``start``, in chunks
+        of n_batch. Returns logits of every token (all_logits) or of the last (1, n_vocab)."""
+        ids = self._check_tokens(tokens)
+        if ids.size == 0:
+            raise ValueError("prefill needs at least one token")
+        if start + ids.size > self.n_ctx:
+            raise ValueError(f"{start + ids.size} tokens exceed the context of {self.n_ctx} (n_ctx)")
+        out = []
+        for first in range(0, ids.size, self.n_batch):
+            chunk = ids[first:first + self.n_batch]
+            pos = np.arange(start + first, start + first + chunk.size, dtype=np.int32)
+            hidden = self.decode(chunk, np.full(chunk.size, seq_id, np.int32), pos)
+            out.append(self.head(hidden if all_logits else hidden[-1:]))
+        return np.concatenate(out) if all_logits else out[-1]
+
+    def remove_sequence(self, seq_id: int) -> None:
+        """Frees the KV cells of a sequence."""
+        self._stage.remove_sequence(seq_id)
+
     def eval_logits(self, tokens) -> np.ndarray:
         """Logits (len(tokens), n_vocab) at every position of a fresh sequence."""
-        ids = self._check_tokens(tokens)
-        if ids.size > self.n_ctx:
-            raise ValueError(f"{ids.size} tokens exceed the context of {self.n_ctx} (n_ctx)")
         seq_id = 0
-        self._stage.remove_sequence(seq_id)
-        out = np.empty((ids.size, self.n_vocab), np.float32)
+        if len(tokens) == 0:
+            return np.empty((0, self.n_vocab), np.float32)
+        self.remove_sequence(seq_id)
         try:
-            for start in range(0, ids.size, self.n_batch):
-                chunk = ids[start:start + self.n_batch]
-                pos = np.arange(start, start + chunk.size, dtype=np.int32)
-                hidden = self.decode(chunk, np.full(chunk.size, seq_id, np.int32), pos)
-                out[start:start + chunk.size] = self.head(hidden)
+            return self.prefill(tokens, seq_id, all_logits=True)
         finally:
-            self._stage.remove_sequence(seq_id)
-        return out
+            self.remove_sequence(seq_id)
 
     def close(self) -> None:
         """Frees the KV cache and drops the file mapping."""
