@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator, Sequence
+from functools import cached_property
 
 import numpy as np
 
 from .. import _core, quants
+from ..chat_template import ChatTemplate
+from ..sampling import SamplingParams
+from ..tokenizer import Tokenizer
+from . import chat as chat_format
+from .generate import Generation, generate
 from ..gguf_file import GGUFFile, open_gguf
 from .arch import ArchConfig, arch_config
 from .weights import layer_specs, output_tensor, require_tensor, weight_spec
@@ -28,12 +35,32 @@ def _positive_int(value, arg: str) -> int:
     return value
 
 
-class Model:
-    """A loaded model. Use ``hetinfer.load(path, ...)``."""
+def _check_devices(devices: Sequence[str] | None) -> list[str]:
+    if devices is None:
+        return ["cpu"]
+    if isinstance(devices, str) or not all(isinstance(d, str) for d in devices):
+        raise TypeError("devices must be a list of device names such as ['cpu']")
+    for d in devices:
+        if d != "cpu":
+            raise ValueError(f"device {d!r} is not available in this build: only 'cpu' is "
+                             "(the CUDA and SYCL backends are not built yet)")
+    return list(devices) or ["cpu"]
 
-    def __init__(self, path: str | os.PathLike, *, n_ctx: int = 4096, n_batch: int = 512,
-                 cache_type_k: str = "f16", cache_type_v: str = "f16", n_threads: int | None = None):
-        self.n_ctx = _positive_int(n_ctx, "n_ctx")
+
+class Model:
+    """A loaded model. Use ``hetinfer.load(path, ...)``.
+
+    ``n_ctx`` is the context of each sequence; the KV cache holds
+    ``n_ctx * n_parallel`` cells shared by all sequences.
+    """
+
+    def __init__(self, path: str | os.PathLike, *, devices: Sequence[str] | None = None, n_ctx: int = 4096,
+                 n_batch: int = 512, n_parallel: int = 1, cache_type_k: str = "f16", cache_type_v: str = "f16",
+                 n_threads: int | None = None, seed: int | None = None):
+        self.devices = _check_devices(devices)
+        self.seed = seed
+        self.n_ctx = _positive_int(n_ctx, "n_ctx")  # per sequence
+        self.n_parallel = _positive_int(n_parallel, "n_parallel")
         self.n_batch = _positive_int(n_batch, "n_batch")
         k_type, v_type = _cache_type(cache_type_k, "cache_type_k"), _cache_type(cache_type_v, "cache_type_v")
         if n_threads is not None:
@@ -45,7 +72,7 @@ class Model:
         self._out = weight_spec(output_tensor(self.file))
         self._out_norm = require_tensor(self.file, "output_norm.weight").dequantize()
         self._stage = _core.Stage(self.config.block_config(), layer_specs(self.file, self.config, 0, self.config.n_layer),
-                                  self.n_ctx, k_type, v_type)
+                                  self.n_ctx * self.n_parallel, k_type, v_type)
 
     @property
     def n_vocab(self) -> int:
@@ -117,6 +144,67 @@ class Model:
             return self.prefill(tokens, seq_id, all_logits=True)
         finally:
             self.remove_sequence(seq_id)
+
+    @cached_property
+    def tokenizer(self) -> Tokenizer:
+        return Tokenizer.from_gguf(self.file)
+
+    @cached_property
+    def chat_template(self) -> ChatTemplate:
+        return ChatTemplate.from_metadata(self.file.metadata, self.file.metadata.get("tokenizer.ggml.tokens"))
+
+    @property
+    def name(self) -> str:
+        return str(self.file.metadata.get("general.name") or os.path.basename(self.file.path))
+
+    def tokenize(self, text: str, add_special: bool = True, parse_special: bool = False) -> list[int]:
+        """Token ids of text, as llama.cpp tokenizes it."""
+        if not isinstance(text, str):
+            raise TypeError(f"text must be a str, got {type(text).__name__}")
+        return self.tokenizer.encode(text, add_special=add_special, parse_special=parse_special)
+
+    def detokenize(self, ids: Sequence[int]) -> str:
+        """Text of token ids."""
+        return self.tokenizer.decode([int(i) for i in self._check_tokens(list(ids))])
+
+    def _sampling(self, sampling: dict) -> SamplingParams:
+        sampling.setdefault("seed", self.seed)
+        return SamplingParams(**sampling)
+
+    def _run(self, prompt_ids: list[int], max_tokens: int, stop, sampling: dict, gen: Generation) -> Iterator[str]:
+        if not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens < 0:
+            raise ValueError(f"max_tokens must be an int >= 0, got {max_tokens!r}")
+        stops = [stop] if isinstance(stop, str) else list(stop or [])
+        if not all(isinstance(s, str) for s in stops):
+            raise TypeError("stop must be a string or a list of strings")
+        if len(prompt_ids) >= self.n_ctx:
+            raise ValueError(f"the prompt has {len(prompt_ids)} tokens; the context holds {self.n_ctx} (n_ctx)")
+        return generate(self, prompt_ids, self._sampling(sampling), max_tokens, stops, result=gen)
+
+    def generate(self, prompt: str, *, max_tokens: int = 128, stop: str | Sequence[str] | None = None,
+                 stream: bool = False, **sampling) -> str | Iterator[str]:
+        """Continues prompt. Sampling keywords: see hetinfer.sampling.SamplingParams
+        (temperature, top_k, top_p, min_p, repeat_penalty, presence_penalty,
+        frequency_penalty, seed, ...). stream=True returns an iterator of text pieces."""
+        pieces = self._run(self.tokenize(prompt, parse_special=True), max_tokens, stop, sampling, Generation())
+        return pieces if stream else "".join(pieces)
+
+    def chat(self, messages: list[dict], *, max_tokens: int = 512, stop: str | Sequence[str] | None = None,
+             stream: bool = False, logprobs: bool = False, top_logprobs: int = 0, **sampling):
+        """An OpenAI-shaped chat completion dict, or an iterator of chunk dicts with stream=True."""
+        prompt = self.chat_template.render(messages, add_generation_prompt=True)
+        bos = self.chat_template.bos_token
+        if bos and prompt.startswith(bos) and self.tokenizer.add_bos:
+            prompt = prompt[len(bos):]  # the tokenizer adds BOS itself: avoid a double BOS
+        ids = self.tokenize(prompt, add_special=True, parse_special=True)
+        if logprobs:
+            sampling["logprobs"] = top_logprobs
+        gen = Generation()
+        pieces = self._run(ids, max_tokens, stop, sampling, gen)
+        if stream:
+            return chat_format.chunks(self.name, pieces, gen)
+        text = "".join(pieces)
+        return chat_format.completion(self.name, text, gen, self.tokenizer, logprobs)
 
     def close(self) -> None:
         """Frees the KV cache and drops the file mapping."""
