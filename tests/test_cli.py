@@ -30,9 +30,22 @@ def test_bench_table(tiny, capsys):
     assert "| qwen3" in out and "pp8" in out and "tg" not in out
 
 
-def test_bench_rejects_unavailable_device(tiny):
-    with pytest.raises(SystemExit, match="'cuda:0' is not available"):
-        main(["bench", tiny, "--devices", "cuda:0"])
+def test_bench_rejects_unavailable_device(tiny, capsys):
+    assert main(["bench", tiny, "--devices", "cuda:0"]) == 2
+    assert "device 'cuda:0' is not available" in capsys.readouterr().err
+
+
+def test_run_streams_and_reports_speed(tiny, capsys):
+    assert main(["run", tiny, "-p", "hello", "-n", "5", "--temp", "0", "-c", "64"]) == 0
+    out = capsys.readouterr()
+    assert out.out.startswith("hello")
+    assert "prompt:" in out.err and "generation:" in out.err and "tokens/s" in out.err
+
+
+def test_run_chat_and_bad_sampling(tiny, capsys):
+    assert main(["run", tiny, "-p", "hi", "--chat", "-n", "3", "-c", "64", "-s", "1"]) == 0
+    assert main(["run", tiny, "-p", "hi", "-n", "3", "--temp", "-2"]) == 2
+    assert "temperature" in capsys.readouterr().err
 
 
 def test_inspect(tiny, capsys):

@@ -69,23 +69,15 @@ def cmd_devices(args: argparse.Namespace) -> int:
     return 0
 
 
-def _check_devices(devices: list[str]) -> None:
-    unavailable = [d for d in devices if d != "cpu"]
-    if unavailable:
-        raise SystemExit(f"hetinfer: error: device {unavailable[0]!r} is not available in this build "
-                         "(only 'cpu' is; CUDA and SYCL backends are not built yet)")
-
-
 def cmd_bench(args: argparse.Namespace) -> int:
     import json
 
     from .bench import run_bench
     from .model import Model
 
-    _check_devices(args.devices)
     path = args.model or default_model_path()
     n_ctx = max(args.n_prompt, args.n_gen, 1)
-    with Model(path, n_ctx=n_ctx, n_batch=args.batch_size, cache_type_k=args.cache_type_k,
+    with Model(path, devices=args.devices, n_ctx=n_ctx, n_batch=args.batch_size, cache_type_k=args.cache_type_k,
                cache_type_v=args.cache_type_v, n_threads=args.threads) as m:
         results = run_bench(m, n_prompt=args.n_prompt, n_gen=args.n_gen, repeats=args.repetitions)
         if args.json:
@@ -101,6 +93,57 @@ def cmd_bench(args: argparse.Namespace) -> int:
             print(f"| {name} | {m.size_bytes / 2**20:.2f} MiB | {m.n_params / 1e6:.2f} M | {','.join(args.devices)} "
                   f"| {quants.get_num_threads()} | {r.test} | {r.tokens_per_second:.2f} ± {r.stddev:.2f} |")
     return 0
+
+
+def _sampling_args(args: argparse.Namespace) -> dict:
+    return {"temperature": args.temp, "top_k": args.top_k, "top_p": args.top_p, "min_p": args.min_p,
+            "repeat_penalty": args.repeat_penalty, "repeat_last_n": args.repeat_last_n,
+            "presence_penalty": args.presence_penalty, "frequency_penalty": args.frequency_penalty,
+            "seed": args.seed}
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    import time
+
+    from .model import Model
+    from .model.generate import Generation
+
+    path = args.model or default_model_path()
+    with Model(path, devices=args.devices, n_ctx=args.ctx_size, n_batch=args.batch_size,
+               cache_type_k=args.cache_type_k, cache_type_v=args.cache_type_v, n_threads=args.threads) as m:
+        if args.chat:
+            prompt = m.chat_template.render([{"role": "user", "content": args.prompt}], add_generation_prompt=True)
+            bos = m.chat_template.bos_token
+            if bos and prompt.startswith(bos) and m.tokenizer.add_bos:
+                prompt = prompt[len(bos):]
+        else:
+            prompt = args.prompt
+            print(prompt, end="", flush=True)
+        ids = m.tokenize(prompt, parse_special=True)
+        gen = Generation()
+        start = time.perf_counter()
+        first = None
+        for piece in m._run(ids, args.n_predict, args.stop, _sampling_args(args), gen):
+            first = first or time.perf_counter()
+            print(piece, end="", flush=True)
+        end = time.perf_counter()
+        print(flush=True)
+        prompt_s = (first or end) - start
+        gen_s = end - (first or end)
+        n_gen = len(gen.tokens)
+        print(f"prompt: {len(ids)} tokens, {len(ids) / prompt_s:.2f} tokens/s | generation: {n_gen} tokens, "
+              f"{(n_gen - 1) / gen_s if n_gen > 1 and gen_s > 0 else 0.0:.2f} tokens/s | stop: {gen.finish_reason}",
+              file=sys.stderr)
+    return 0
+
+
+def _add_model_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-t", "--threads", type=int, default=None, help="CPU threads (default: all)")
+    p.add_argument("-b", "--batch-size", type=int, default=512, help="tokens per prefill batch")
+    p.add_argument("-ctk", "--cache-type-k", default="f16", help="K cache type: f16, q8_0, q4_0 or f32")
+    p.add_argument("-ctv", "--cache-type-v", default="f16", help="V cache type: f16, q8_0, q4_0 or f32")
+    p.add_argument("--devices", type=lambda s: s.split(","), default=["cpu"],
+                   help="comma-separated devices (this build: cpu)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -122,14 +165,30 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("-p", "--n-prompt", type=int, default=512, help="prompt tokens for the pp test (0 skips it)")
     b.add_argument("-n", "--n-gen", type=int, default=128, help="generated tokens for the tg test (0 skips it)")
     b.add_argument("-r", "--repetitions", type=int, default=5, help="repeats per test, after one warm-up run")
-    b.add_argument("-t", "--threads", type=int, default=None, help="CPU threads (default: all)")
-    b.add_argument("-b", "--batch-size", type=int, default=512, help="tokens per prefill batch")
-    b.add_argument("-ctk", "--cache-type-k", default="f16", help="K cache type: f16, q8_0, q4_0 or f32")
-    b.add_argument("-ctv", "--cache-type-v", default="f16", help="V cache type: f16, q8_0, q4_0 or f32")
-    b.add_argument("--devices", type=lambda s: s.split(","), default=["cpu"],
-                   help="comma-separated devices (this build: cpu)")
+    _add_model_args(b)
     b.add_argument("--json", action="store_true", help="print a JSON list of results instead of a table")
     b.set_defaults(func=cmd_bench)
+
+    r = sub.add_parser("run", help="generate text from a prompt, streaming it",
+                       description="Continue PROMPT (or answer it as a chat turn with --chat), streaming the "
+                                   "text, then print prompt and generation tokens per second on stderr.")
+    r.add_argument("model", nargs="?", help="path of a .gguf file (default: the embedded Gemma 3 270M)")
+    r.add_argument("-p", "--prompt", required=True, help="the prompt text")
+    r.add_argument("-n", "--n-predict", type=int, default=128, help="tokens to generate at most")
+    r.add_argument("-c", "--ctx-size", type=int, default=4096, help="context size in tokens")
+    r.add_argument("--chat", action="store_true", help="wrap the prompt in the model's chat template")
+    r.add_argument("--stop", action="append", default=[], help="stop at this text (repeatable)")
+    r.add_argument("--temp", type=float, default=0.8, help="temperature; 0 = greedy")
+    r.add_argument("--top-k", type=int, default=40, help="keep the k most likely tokens (0 = off)")
+    r.add_argument("--top-p", type=float, default=0.95, help="nucleus sampling mass (1 = off)")
+    r.add_argument("--min-p", type=float, default=0.05, help="minimum probability relative to the best (0 = off)")
+    r.add_argument("--repeat-penalty", type=float, default=1.0, help="penalty for repeated tokens (1 = off)")
+    r.add_argument("--repeat-last-n", type=int, default=64, help="tokens the penalties look back over")
+    r.add_argument("--presence-penalty", type=float, default=0.0, help="subtracted once from seen tokens")
+    r.add_argument("--frequency-penalty", type=float, default=0.0, help="subtracted per occurrence")
+    r.add_argument("-s", "--seed", type=int, default=None, help="sampling seed (same seed, same text)")
+    _add_model_args(r)
+    r.set_defaults(func=cmd_run)
 
     dev = sub.add_parser("devices", help="list the devices hetinfer can use",
                          description="List devices with what they support, and why unavailable ones are not.")
@@ -141,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except GGUFError as e:
+    except (GGUFError, ValueError, TypeError) as e:
         print(f"hetinfer: error: {e}", file=sys.stderr)
         return 2
 
