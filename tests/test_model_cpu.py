@@ -122,3 +122,12 @@ def test_unsupported_architecture(tmp_path):
     w.close()
     with pytest.raises(ValueError, match="unsupported architecture 'mamba'"):
         Model(path)
+
+
+def test_loading_progress_bar(models, monkeypatch, capsys):
+    import hetinfer.model.weights as weights
+
+    monkeypatch.setattr(weights, "PREFETCH_MIN_BYTES", 1)  # show it for a tiny model too
+    with Model(models("llama", "Q8_0"), n_ctx=16, progress=True):
+        pass
+    assert "loading" in capsys.readouterr().err

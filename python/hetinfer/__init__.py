@@ -36,16 +36,18 @@ __version__ = "0.1.0"
 
 def load(path, *, devices=None, n_ctx: int = 4096, n_batch: int = 512, n_parallel: int = 1,
          cache_type_k: str = "f16", cache_type_v: str = "f16", n_threads: int | None = None,
-         seed: int | None = None) -> Model:
+         seed: int | None = None, progress: bool | None = None) -> Model:
     """Load a GGUF model for inference.
 
     devices: device names (this build: ["cpu"]); n_ctx: context per sequence;
     n_batch: prompt tokens per forward pass; n_parallel: sequences that can be
     active at once; cache_type_k/v: "f16", "q8_0", "q4_0" or "f32"; n_threads:
-    CPU threads (default: all); seed: default sampling seed.
+    CPU threads (default: all); seed: default sampling seed; progress: show a
+    loading bar for models of 1 GiB or more (None: only on a terminal).
     """
     return Model(path, devices=devices, n_ctx=n_ctx, n_batch=n_batch, n_parallel=n_parallel,
-                 cache_type_k=cache_type_k, cache_type_v=cache_type_v, n_threads=n_threads, seed=seed)
+                 cache_type_k=cache_type_k, cache_type_v=cache_type_v, n_threads=n_threads, seed=seed,
+                 progress=progress)
 
 __all__ = [
     "ChatTemplate", "ChatTemplateError", "Model", "load", "GGUFError", "GGUFFile", "GGUFTensor", "SUPPORTED_TYPES", "cpu_features", "dequantize",

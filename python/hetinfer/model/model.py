@@ -16,7 +16,7 @@ from . import chat as chat_format
 from .generate import Generation, generate
 from ..gguf_file import GGUFFile, open_gguf
 from .arch import ArchConfig, arch_config
-from .weights import layer_specs, output_tensor, require_tensor, weight_spec
+from .weights import layer_specs, output_tensor, prefetch, require_tensor, weight_spec
 
 CACHE_TYPES = {"f32": "F32", "f16": "F16", "q8_0": "Q8_0", "q4_0": "Q4_0"}
 
@@ -56,7 +56,7 @@ class Model:
 
     def __init__(self, path: str | os.PathLike, *, devices: Sequence[str] | None = None, n_ctx: int = 4096,
                  n_batch: int = 512, n_parallel: int = 1, cache_type_k: str = "f16", cache_type_v: str = "f16",
-                 n_threads: int | None = None, seed: int | None = None):
+                 n_threads: int | None = None, seed: int | None = None, progress: bool | None = None):
         self.devices = _check_devices(devices)
         self.seed = seed
         self.n_ctx = _positive_int(n_ctx, "n_ctx")  # per sequence
@@ -71,6 +71,7 @@ class Model:
         self._embd = weight_spec(embd)
         self._out = weight_spec(output_tensor(self.file))
         self._out_norm = require_tensor(self.file, "output_norm.weight").dequantize()
+        prefetch(self.file, progress)
         self._stage = _core.Stage(self.config.block_config(), layer_specs(self.file, self.config, 0, self.config.n_layer),
                                   self.n_ctx * self.n_parallel, k_type, v_type)
 

@@ -63,3 +63,30 @@ def layer_specs(f: GGUFFile, cfg: ArchConfig, first: int, last: int) -> list[dic
 def output_tensor(f: GGUFFile) -> GGUFTensor:
     """output.weight, or the token embedding when the model ties them."""
     return f.tensors.get("output.weight") or require_tensor(f, "token_embd.weight")
+
+
+PREFETCH_MIN_BYTES = 1 << 30  # smaller models load at once: no bar
+_CHUNK = 64 << 20
+
+
+def prefetch(f: GGUFFile, progress: bool | None = None) -> None:
+    """Reads the tensor data once, sequentially, so the first forward pass does
+    not stall on page faults; shows a progress bar for models of 1 GiB or more
+    (``progress`` None: only on a terminal, as tqdm decides)."""
+    from tqdm import tqdm
+
+    start, end = f.data_offset, max(t.offset + t.nbytes for t in f.tensors.values())
+    if end - start < PREFETCH_MIN_BYTES:
+        return
+    buf = bytearray(_CHUNK)
+    with open(f.path, "rb", buffering=0) as fh, tqdm(total=end - start, unit="B", unit_scale=True,
+                                                      desc="loading", disable=None if progress is None else not progress,
+                                                      leave=False) as bar:
+        fh.seek(start)
+        remaining = end - start
+        while remaining > 0:
+            n = fh.readinto(memoryview(buf)[:min(_CHUNK, remaining)])
+            if not n:
+                break
+            remaining -= n
+            bar.update(n)
