@@ -7,6 +7,20 @@
 
 namespace hi {
 
+namespace {
+
+// Spin iterations before a worker sleeps / before a waiter starts yielding.
+constexpr int kSpinBeforeSleep = 1 << 14;
+constexpr int kSpinBeforeYield = 1 << 10;
+
+inline void cpu_relax() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#endif
+}
+
+}  // namespace
+
 ThreadPool::ThreadPool(int n_threads) : n_threads_(n_threads) {
   if (n_threads < 1) throw std::invalid_argument("thread count must be >= 1, got " + std::to_string(n_threads));
   for (int i = 1; i < n_threads; ++i) workers_.emplace_back([this] { worker_loop(); });
@@ -15,7 +29,7 @@ ThreadPool::ThreadPool(int n_threads) : n_threads_(n_threads) {
 ThreadPool::~ThreadPool() {
   {
     std::lock_guard<std::mutex> lock(mutex_);
-    stopping_ = true;
+    stopping_.store(true, std::memory_order_release);
   }
   wake_.notify_all();
   for (auto& t : workers_) t.join();
@@ -38,17 +52,26 @@ void ThreadPool::run_tasks() {
 void ThreadPool::worker_loop() {
   uint64_t seen = 0;
   for (;;) {
-    {
+    uint64_t gen;
+    int spins = 0;
+    while ((gen = generation_.load(std::memory_order_acquire)) == seen &&
+           !stopping_.load(std::memory_order_acquire)) {
+      if (++spins < kSpinBeforeSleep) {
+        if (spins > kSpinBeforeYield) std::this_thread::yield();  // share a core politely when oversubscribed
+        cpu_relax();
+        continue;
+      }
       std::unique_lock<std::mutex> lock(mutex_);
-      wake_.wait(lock, [&] { return stopping_ || generation_ != seen; });
-      if (stopping_) return;
-      seen = generation_;
+      ++sleepers_;
+      wake_.wait(lock, [&] {
+        return generation_.load(std::memory_order_acquire) != seen || stopping_.load(std::memory_order_acquire);
+      });
+      --sleepers_;
     }
+    if (stopping_.load(std::memory_order_acquire)) return;
+    seen = gen;
     run_tasks();
-    {
-      std::lock_guard<std::mutex> lock(mutex_);
-      if (--busy_workers_ == 0) done_.notify_one();
-    }
+    pending_workers_.fetch_sub(1, std::memory_order_acq_rel);
   }
 }
 
@@ -59,25 +82,24 @@ void ThreadPool::parallel_for(int64_t n_tasks, const std::function<void(int64_t)
     for (int64_t t = 0; t < n_tasks; ++t) fn(t);
     return;
   }
+  fn_ = &fn;
+  n_tasks_ = n_tasks;
+  next_task_.store(0, std::memory_order_relaxed);
+  error_ = nullptr;
+  pending_workers_.store(int(workers_.size()), std::memory_order_relaxed);
+  generation_.fetch_add(1, std::memory_order_release);
   {
+    // Under the mutex, so a worker between its last spin and its wait cannot miss this.
     std::lock_guard<std::mutex> lock(mutex_);
-    fn_ = &fn;
-    n_tasks_ = n_tasks;
-    next_task_.store(0, std::memory_order_relaxed);
-    error_ = nullptr;
-    busy_workers_ = int(workers_.size());
-    ++generation_;
+    if (sleepers_ > 0) wake_.notify_all();
   }
-  wake_.notify_all();
   run_tasks();
-  std::exception_ptr error;
-  {
-    std::unique_lock<std::mutex> lock(mutex_);
-    done_.wait(lock, [&] { return busy_workers_ == 0; });
-    error = error_;
-    fn_ = nullptr;
+  for (int spins = 0; pending_workers_.load(std::memory_order_acquire) != 0; ++spins) {
+    if (spins > kSpinBeforeYield) std::this_thread::yield();
+    cpu_relax();
   }
-  if (error) std::rethrow_exception(error);
+  fn_ = nullptr;
+  if (error_) std::rethrow_exception(error_);
 }
 
 void parallel_ranges(ThreadPool& pool, int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn) {

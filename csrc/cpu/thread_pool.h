@@ -1,8 +1,10 @@
 // A persistent pool of worker threads for the CPU backend.
 //
 // parallel_for hands out task indices from an atomic counter, so uneven tasks
-// balance themselves; the calling thread works too. Workers sleep on a
-// condition variable between calls, so an idle pool costs nothing.
+// balance themselves; the calling thread works too. Between calls workers spin
+// briefly (a decode step makes hundreds of small calls, and a condition-variable
+// wake-up costs tens of microseconds each), then sleep on a condition variable,
+// so an idle pool costs nothing.
 #pragma once
 #include <atomic>
 #include <condition_variable>
@@ -33,11 +35,13 @@ class ThreadPool {
   int n_threads_;
   std::vector<std::thread> workers_;
   std::mutex call_mutex_;  // one parallel_for at a time
-  std::mutex mutex_;       // guards the fields below
-  std::condition_variable wake_, done_;
-  uint64_t generation_ = 0;
-  bool stopping_ = false;
-  int busy_workers_ = 0;
+  std::mutex mutex_;       // guards sleepers_ and error_; pairs with wake_
+  std::condition_variable wake_;
+  int sleepers_ = 0;
+  std::atomic<uint64_t> generation_{0};    // bumped once per parallel_for call
+  std::atomic<bool> stopping_{false};
+  std::atomic<int> pending_workers_{0};    // workers still inside the current call
+  // Set before generation_ is bumped (release) and read after (acquire):
   const std::function<void(int64_t)>* fn_ = nullptr;
   int64_t n_tasks_ = 0;
   std::atomic<int64_t> next_task_{0};

@@ -128,9 +128,9 @@ def load_vocab(metadata: Mapping[str, Any]) -> Vocab:
     n = len(tokens)
     attrs = [_TYPE_ATTR.get(t, Attr.UNDEFINED) for t in _per_token(metadata, "token_type", n, 1).tolist()]
     scores = _per_token(metadata, "scores", n, 0.0).astype(np.float32).tolist()
-    merges = list(metadata.get("tokenizer.ggml.merges", [])) if kind == "bpe" else []
     if kind == "bpe" and "tokenizer.ggml.merges" not in metadata:
         raise ValueError("a gpt2 (BPE) tokenizer needs tokenizer.ggml.merges, which the file lacks")
+    merges = list(metadata["tokenizer.ggml.merges"]) if kind == "bpe" else []
     token_to_id = dict(zip(tokens, range(n)))
     ids = _special_ids(kind, metadata, n)
     _detect_roles(ids, token_to_id, attrs)
