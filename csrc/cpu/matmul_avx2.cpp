@@ -10,6 +10,7 @@
 
 #include <cstring>
 #include <type_traits>
+#include <vector>
 
 #include "matmul_kernels.h"
 
@@ -106,9 +107,61 @@ inline __m256i pair_sums(__m256i abs_q, __m256i q, const int8_t* x) {
   return _mm256_maddubs_epi16(abs_q, _mm256_sign_epi8(load32(x), q));
 }
 
+// Where a kernel gets a weight row's codes and scales from. Decode (a few
+// activation rows) unpacks each block as it goes; prefill unpacks the row once
+// into a buffer that every group of activation rows then reads.
+template <typename Block>
+struct DirectSource {
+  const Block* row;
+  __m256i codes_of(int64_t b, int k) const { return codes(row[b], k); }
+  BlockScale scale_of(int64_t b) const { return block_scale(row[b]); }
+  void kscales_of(int64_t b, KScales& ks) const { kquant_scales(row[b], ks); }
+  __m256i kscale_vector(const KScales& ks, int64_t, int k) const {
+    return _mm256_set_m128i(_mm_set1_epi16(ks.sc[2 * k + 1]), _mm_set1_epi16(ks.sc[2 * k]));
+  }
+};
+
+struct UnpackedRow {
+  std::vector<__m256i> q;      // (k/32,) codes per chunk
+  std::vector<__m256i> scale;  // (k/32,) K-quants: int16 sub-block scales per chunk
+  std::vector<BlockScale> bs;  // (k/32,) 32-value blocks: scale and offset
+  std::vector<KScales> ks;     // (k/256,) K-quants: d, dmin, offset codes
+};
+
+template <typename Block>
+void unpack_row(const Block* row, int64_t k, UnpackedRow& u) {
+  using T = BlockTraits<Block>;
+  const int64_t n_blocks = k / T::values;
+  const DirectSource<Block> src{row};
+  u.q.resize(size_t(k / QK));
+  if constexpr (T::values == QK_K) {
+    u.scale.resize(size_t(k / QK));
+    u.ks.resize(size_t(n_blocks));
+  } else {
+    u.bs.resize(size_t(n_blocks));
+  }
+  for (int64_t b = 0; b < n_blocks; ++b) {
+    if constexpr (T::values == QK_K) src.kscales_of(b, u.ks[size_t(b)]);
+    else u.bs[size_t(b)] = src.scale_of(b);
+    for (int k8 = 0; k8 < T::chunks; ++k8) {
+      u.q[size_t(b * T::chunks + k8)] = src.codes_of(b, k8);
+      if constexpr (T::values == QK_K) u.scale[size_t(b * T::chunks + k8)] = src.kscale_vector(u.ks[size_t(b)], b, k8);
+    }
+  }
+}
+
+struct BufferSource {
+  const UnpackedRow& u;
+  int64_t chunks;  // per block: 1 or 8
+  __m256i codes_of(int64_t b, int k) const { return u.q[size_t(b * chunks + k)]; }
+  BlockScale scale_of(int64_t b) const { return u.bs[size_t(b)]; }
+  void kscales_of(int64_t b, KScales& ks) const { ks = u.ks[size_t(b)]; }
+  __m256i kscale_vector(const KScales&, int64_t b, int k) const { return u.scale[size_t(b * chunks + k)]; }
+};
+
 // y[i0 .. i0+NC, r] for one row of 32-value blocks: a float scale per block.
-template <typename Block, int NC>
-void block32_row(const MatmulArgs& a, const Block* wr, int64_t r, int64_t i0) {
+template <typename Block, int NC, typename Src>
+void block32_row(const MatmulArgs& a, const Src& src, int64_t r, int64_t i0) {
   const int64_t n_blocks = a.k / QK;
   const ActBlock* act = a.act + i0 * n_blocks;
   const __m256i ones = _mm256_set1_epi16(1);
@@ -119,9 +172,9 @@ void block32_row(const MatmulArgs& a, const Block* wr, int64_t r, int64_t i0) {
     offsets[c] = 0.0f;
   }
   for (int64_t b = 0; b < n_blocks; ++b) {
-    const __m256i q = codes(wr[b], 0);
+    const __m256i q = src.codes_of(b, 0);
     const __m256i abs_q = _mm256_sign_epi8(q, q);
-    const BlockScale sc = block_scale(wr[b]);
+    const BlockScale sc = src.scale_of(b);
     for (int c = 0; c < NC; ++c) {
       const ActBlock& x = act[c * n_blocks + b];
       const __m256i sums = _mm256_madd_epi16(pair_sums(abs_q, q, x.qs), ones);
@@ -134,8 +187,8 @@ void block32_row(const MatmulArgs& a, const Block* wr, int64_t r, int64_t i0) {
 
 // y[i0 .. i0+NC, r] for one row of K-quant super-blocks: the integer sub-block
 // scales multiply int32 sums, and floats are touched once per 256 values.
-template <typename Block, int NC>
-void kquant_row(const MatmulArgs& a, const Block* wr, int64_t r, int64_t i0) {
+template <typename Block, int NC, typename Src>
+void kquant_row(const MatmulArgs& a, const Src& src, int64_t r, int64_t i0) {
   const int64_t n_blocks = a.k / QK_K;
   const ActBlockK* act = a.act_k + i0 * n_blocks;
   __m256 acc[NC];     // (NC,) float accumulators
@@ -146,13 +199,13 @@ void kquant_row(const MatmulArgs& a, const Block* wr, int64_t r, int64_t i0) {
   }
   KScales ks;
   for (int64_t b = 0; b < n_blocks; ++b) {
-    kquant_scales(wr[b], ks);
+    src.kscales_of(b, ks);
     __m256i isum[NC];  // (NC,) int32 sums of sc * (q . x) over the super-block
     for (int c = 0; c < NC; ++c) isum[c] = _mm256_setzero_si256();
     for (int k = 0; k < QK_K / QK; ++k) {
-      const __m256i q = codes(wr[b], k);
+      const __m256i q = src.codes_of(b, k);
       const __m256i abs_q = _mm256_sign_epi8(q, q);
-      const __m256i scale = _mm256_set_m128i(_mm_set1_epi16(ks.sc[2 * k + 1]), _mm_set1_epi16(ks.sc[2 * k]));
+      const __m256i scale = src.kscale_vector(ks, b, k);
       for (int c = 0; c < NC; ++c)
         isum[c] = _mm256_add_epi32(isum[c], _mm256_madd_epi16(pair_sums(abs_q, q, act[c * n_blocks + b].qs + QK * k), scale));
     }
@@ -166,6 +219,14 @@ void kquant_row(const MatmulArgs& a, const Block* wr, int64_t r, int64_t i0) {
     }
   }
   for (int c = 0; c < NC; ++c) a.y[(i0 + c) * a.rows + r] = hsum(acc[c]) - offsets[c];
+}
+
+template <typename Block, int NC, typename Src>
+void quant_row(const MatmulArgs& a, const Src& src, int64_t r, int64_t i0) {
+  if constexpr (BlockTraits<Block>::values == QK_K)
+    kquant_row<Block, NC>(a, src, r, i0);
+  else
+    block32_row<Block, NC>(a, src, r, i0);
 }
 
 // 8 weights -> floats
@@ -237,14 +298,17 @@ void rows_any(BF16Tag t, const MatmulArgs& a, int64_t r0, int64_t r1) { float_ro
 
 template <typename Block>
 void rows_any(Block, const MatmulArgs& a, int64_t r0, int64_t r1) {
+  thread_local UnpackedRow unpacked;  // reused across calls: no allocation per row
   for (int64_t r = r0; r < r1; ++r) {
     const Block* wr = reinterpret_cast<const Block*>(a.w + size_t(r) * a.row_stride);
-    for_column_groups(a.n, [&](int64_t i0, auto nc) {
-      if constexpr (BlockTraits<Block>::values == QK_K)
-        kquant_row<Block, decltype(nc)::value>(a, wr, r, i0);
-      else
-        block32_row<Block, decltype(nc)::value>(a, wr, r, i0);
-    });
+    if (a.n <= kCols) {
+      const DirectSource<Block> src{wr};
+      for_column_groups(a.n, [&](int64_t i0, auto nc) { quant_row<Block, decltype(nc)::value>(a, src, r, i0); });
+    } else {
+      unpack_row(wr, a.k, unpacked);
+      const BufferSource src{unpacked, BlockTraits<Block>::chunks};
+      for_column_groups(a.n, [&](int64_t i0, auto nc) { quant_row<Block, decltype(nc)::value>(a, src, r, i0); });
+    }
   }
 }
 
