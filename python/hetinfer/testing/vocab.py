@@ -28,6 +28,7 @@ from gguf import GGUFWriter, TokenType
 
 from . import chat_templates
 from .bpe_train import learn_merges
+from ..tokenizer.bpe import byte_to_unicode
 from .corpus import CORPUS
 
 SPM_SPACE = "\u2581"  # SentencePiece's visible space
@@ -180,7 +181,7 @@ def _spm_merges() -> tuple[tuple[str, str], ...]:
 # --- byte-level BPE --------------------------------------------------------
 
 def _bpe_vocab(style: Style, n_vocab: int) -> Vocab:
-    byte_symbols = list(_byte_to_unicode().values())
+    byte_symbols = sorted(byte_to_unicode(), key=ord)  # GPT-2's vocabulary order
     fixed = 256 + len(style.specials)
     _check_size(n_vocab, fixed)
     merges = _bpe_merges(style)
@@ -197,19 +198,9 @@ def _bpe_vocab(style: Style, n_vocab: int) -> Vocab:
 
 
 @functools.cache
-def _byte_to_unicode() -> dict[int, str]:
-    """GPT-2's byte -> printable character map, in GPT-2's vocabulary order."""
-    printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
-    mapping = {b: chr(b) for b in printable}
-    others = [b for b in range(256) if b not in mapping]
-    mapping.update({b: chr(256 + i) for i, b in enumerate(others)})
-    return mapping
-
-
-@functools.cache
 def _bpe_merges(style: Style) -> tuple[tuple[str, str], ...]:
     """Merges learned within the pieces the style's pre-tokenizer splits the corpus into."""
-    table = _byte_to_unicode()
+    table = byte_to_unicode()
     words = Counter(tuple(table[b] for b in piece.encode()) for piece in style.split.findall(CORPUS))
     return tuple(learn_merges(words))
 
