@@ -87,7 +87,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
             print(json.dumps([{**common, **r.to_dict()} for r in results], indent=2))
             return 0
         name = f"{m.config.arch} {m.file.metadata.get('general.size_label', '')}".strip()
-        print(f"| model | size | params | devices | threads | test | t/s |")
+        print("| model | size | params | devices | threads | test | t/s |")
         print("| --- | ---: | ---: | --- | ---: | ---: | ---: |")
         for r in results:
             print(f"| {name} | {m.size_bytes / 2**20:.2f} MiB | {m.n_params / 1e6:.2f} M | {','.join(args.devices)} "
