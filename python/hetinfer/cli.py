@@ -112,14 +112,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     with Model(path, devices=args.devices, n_ctx=args.ctx_size, n_batch=args.batch_size,
                cache_type_k=args.cache_type_k, cache_type_v=args.cache_type_v, n_threads=args.threads) as m:
         if args.chat:
-            prompt = m.chat_template.render([{"role": "user", "content": args.prompt}], add_generation_prompt=True)
-            bos = m.chat_template.bos_token
-            if bos and prompt.startswith(bos) and m.tokenizer.add_bos:
-                prompt = prompt[len(bos):]
+            ids = m.chat_prompt_ids([{"role": "user", "content": args.prompt}])
         else:
-            prompt = args.prompt
-            print(prompt, end="", flush=True)
-        ids = m.tokenize(prompt, parse_special=True)
+            print(args.prompt, end="", flush=True)
+            ids = m.tokenize(args.prompt, parse_special=True)
         gen = Generation()
         start = time.perf_counter()
         first = None

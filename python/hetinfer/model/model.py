@@ -190,14 +190,18 @@ class Model:
         pieces = self._run(self.tokenize(prompt, parse_special=True), max_tokens, stop, sampling, Generation())
         return pieces if stream else "".join(pieces)
 
-    def chat(self, messages: list[dict], *, max_tokens: int = 512, stop: str | Sequence[str] | None = None,
-             stream: bool = False, logprobs: bool = False, top_logprobs: int = 0, **sampling):
-        """An OpenAI-shaped chat completion dict, or an iterator of chunk dicts with stream=True."""
+    def chat_prompt_ids(self, messages: list[dict]) -> list[int]:
+        """Token ids of messages rendered by the chat template, ready for a reply."""
         prompt = self.chat_template.render(messages, add_generation_prompt=True)
         bos = self.chat_template.bos_token
         if bos and prompt.startswith(bos) and self.tokenizer.add_bos:
             prompt = prompt[len(bos):]  # the tokenizer adds BOS itself: avoid a double BOS
-        ids = self.tokenize(prompt, add_special=True, parse_special=True)
+        return self.tokenize(prompt, add_special=True, parse_special=True)
+
+    def chat(self, messages: list[dict], *, max_tokens: int = 512, stop: str | Sequence[str] | None = None,
+             stream: bool = False, logprobs: bool = False, top_logprobs: int = 0, **sampling):
+        """An OpenAI-shaped chat completion dict, or an iterator of chunk dicts with stream=True."""
+        ids = self.chat_prompt_ids(messages)
         if logprobs:
             sampling["logprobs"] = top_logprobs
         gen = Generation()
