@@ -145,7 +145,13 @@ void bind_model(py::module_& m) {
            py::arg("cache_type_v"))
       .def("forward", &forward_py, py::arg("hidden"), py::arg("seq"), py::arg("pos"))
       .def("clear", [](PyStage& s) { s.stage->cache().clear(); })
-      .def("remove_sequence", [](PyStage& s, int32_t seq) { s.stage->cache().remove_sequence(seq); })
+      .def("remove_sequence", [](PyStage& s, int32_t seq, int32_t p0, int32_t p1) {
+        s.stage->cache().remove_sequence(seq, p0, p1);
+      }, py::arg("seq"), py::arg("p0") = 0, py::arg("p1") = -1, "Frees cells of seq with p0 <= pos < p1 (p1 < 0: all).")
+      .def("shift_sequence", [](PyStage& s, int32_t seq, int32_t p0, int32_t p1, int32_t delta) {
+        s.stage->shift_sequence(seq, p0, p1, delta);
+      }, py::arg("seq"), py::arg("p0"), py::arg("p1"), py::arg("delta"),
+         "Adds delta to the positions of seq's cells in [p0, p1) and re-rotates their keys.")
       .def("copy_sequence", [](PyStage& s, int32_t src, int32_t dst) { s.stage->cache().copy_sequence(src, dst); })
       .def_property_readonly("used_cells", [](PyStage& s) { return s.stage->cache().used_cells(); })
       .def_property_readonly("n_cells", [](PyStage& s) { return s.stage->cache().n_cells(); })

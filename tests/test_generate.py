@@ -75,7 +75,7 @@ def test_stream_equals_whole_and_seed_repeats(tiny):
 
 def test_max_tokens_and_context_limit(tiny):
     gen = hetinfer.model.generate.Generation()
-    pieces = list(tiny._run(tiny.tokenize("a b c"), 5, None, {"temperature": 0}, gen))
+    pieces = list(tiny._run(tiny.tokenize("a b c"), 5, None, {"temperature": 0}, gen, False))
     assert len(gen.tokens) <= 5 and gen.finish_reason in ("length", "stop")
     if gen.finish_reason == "length":
         assert len(gen.tokens) == 5

@@ -16,31 +16,12 @@ import numpy as np
 import pytest
 
 from hetinfer.model import Model
-from hetinfer.testing import write_model
 from model_reference import reference_logits
-
-ARCHS = ["llama", "qwen2", "qwen3", "gemma3"]
-# gemma3 with six layers has five sliding-window layers and a global one; a
-# window of 5 makes the 12-token prompts below exercise it.
-SHAPES = {"gemma3": {"n_layer": 6, "sliding_window": 5}}
-
-
-def nmse(y: np.ndarray, ref: np.ndarray) -> float:
-    return float(np.sum((y - ref) ** 2) / np.sum(ref ** 2))
-
+from random_models import ARCHS, model_factory, nmse
 
 @pytest.fixture(scope="module")
 def models(tmp_path_factory):
-    d = tmp_path_factory.mktemp("models")
-    cache = {}
-
-    def get(arch: str, quant: str) -> str:
-        if (arch, quant) not in cache:
-            cache[(arch, quant)] = str(write_model(d / f"{arch}-{quant}.gguf", arch=arch, quant=quant, seed=3,
-                                                   **SHAPES.get(arch, {})))
-        return cache[(arch, quant)]
-
-    return get
+    return model_factory(tmp_path_factory.mktemp("models"), seed=3)
 
 
 def prompt(rng, n_vocab: int, n: int = 12) -> list[int]:

@@ -189,6 +189,10 @@ def test_no_logprobs_unless_asked():
     ({"seed": 1.0}, TypeError, "seed"),
     ({"logprobs": 21}, ValueError, "logprobs"),
     ({"logprobs": -1}, ValueError, "logprobs"),
+    ({"logit_bias": [1, 2]}, TypeError, "logit_bias"),
+    ({"logit_bias": {"5": 1.0}}, TypeError, "logit_bias"),
+    ({"logit_bias": {5: float("nan")}}, ValueError, "logit_bias"),
+    ({"logit_bias": {5: float("inf")}}, ValueError, "logit_bias"),
 ])
 def test_invalid_params_name_the_argument(kwargs, error, name):
     with pytest.raises(error, match=name):
@@ -223,3 +227,21 @@ def test_bad_history_raises(history, match):
 def test_bad_vocabulary_size_raises(n_vocab):
     with pytest.raises(ValueError, match="n_vocab"):
         Sampler(SamplingParams(), n_vocab)
+
+
+def test_logit_bias_bans_and_favours_tokens(rng):
+    logits = rng.standard_normal(50).astype(np.float32)
+    best = int(np.argmax(logits))
+    banned = Sampler(SamplingParams(temperature=0, logit_bias={best: -np.inf}), 50).sample(logits)
+    assert banned.id != best and banned.id == int(np.argsort(logits)[-2])
+    assert Sampler(SamplingParams(temperature=0, logit_bias={7: 100.0}), 50).sample(logits).id == 7
+    draws = Sampler(SamplingParams(temperature=1.0, top_k=0, top_p=1.0, min_p=0.0, seed=1,
+                                   logit_bias={t: -np.inf for t in range(49)}), 50)
+    assert {draws.sample(logits).id for _ in range(20)} == {49}
+
+
+def test_logit_bias_errors():
+    with pytest.raises(ValueError, match="outside the vocabulary"):
+        Sampler(SamplingParams(logit_bias={50: 1.0}), 50)
+    with pytest.raises(ValueError, match="bans every token"):
+        Sampler(SamplingParams(logit_bias={t: -np.inf for t in range(3)}), 3).sample(np.zeros(3, np.float32))

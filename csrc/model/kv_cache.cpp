@@ -5,6 +5,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "../cpu/dequantize.h"
 #include "../quant/quantize.h"
 
 namespace hi {
@@ -43,12 +44,23 @@ std::vector<int32_t> KVCache::allocate(const int32_t* seq, const int32_t* pos, i
 }
 
 void KVCache::write(int64_t layer, const std::vector<int32_t>& cells, const float* k, const float* v) {
-  uint8_t* kl = k_.data() + size_t(layer * n_cells_) * k_cell_bytes_;
+  write_keys(layer, cells, k);
   uint8_t* vl = v_.data() + size_t(layer * n_cells_) * v_cell_bytes_;
-  for (size_t i = 0; i < cells.size(); ++i) {
-    quantize(type_k_, k + int64_t(i) * n_head_kv_ * dk_, kl + size_t(cells[i]) * k_cell_bytes_, n_head_kv_ * dk_);
+  for (size_t i = 0; i < cells.size(); ++i)
     quantize(type_v_, v + int64_t(i) * n_head_kv_ * dv_, vl + size_t(cells[i]) * v_cell_bytes_, n_head_kv_ * dv_);
-  }
+}
+
+void KVCache::write_keys(int64_t layer, const std::vector<int32_t>& cells, const float* k) {
+  uint8_t* kl = k_.data() + size_t(layer * n_cells_) * k_cell_bytes_;
+  for (size_t i = 0; i < cells.size(); ++i)
+    quantize(type_k_, k + int64_t(i) * n_head_kv_ * dk_, kl + size_t(cells[i]) * k_cell_bytes_, n_head_kv_ * dk_);
+}
+
+void KVCache::read_keys(int64_t layer, const std::vector<int32_t>& cells, float* out) const {
+  const uint8_t* kl = k_.data() + size_t(layer * n_cells_) * k_cell_bytes_;
+  for (size_t i = 0; i < cells.size(); ++i)
+    dequantize_serial(type_k_, kl + size_t(cells[i]) * k_cell_bytes_, out + int64_t(i) * n_head_kv_ * dk_,
+                      n_head_kv_ * dk_);
 }
 
 KVView KVCache::keys(int64_t layer) const {
@@ -69,9 +81,27 @@ void KVCache::release(const std::vector<int32_t>& cells) {
 
 void KVCache::clear() { std::fill(cell_seq_.begin(), cell_seq_.end(), -1); }
 
-void KVCache::remove_sequence(int32_t seq) {
-  for (auto& s : cell_seq_)
-    if (s == seq) s = -1;
+bool KVCache::holds(int64_t cell, int32_t seq, int32_t p0, int32_t p1) const {
+  const int32_t pos = cell_pos_[size_t(cell)];
+  return cell_seq_[size_t(cell)] == seq && pos >= p0 && (p1 < 0 || pos < p1);
+}
+
+void KVCache::remove_sequence(int32_t seq, int32_t p0, int32_t p1) {
+  for (int64_t c = 0; c < n_cells_; ++c)
+    if (holds(c, seq, p0, p1)) cell_seq_[size_t(c)] = -1;
+}
+
+std::vector<int32_t> KVCache::shift_positions(int32_t seq, int32_t p0, int32_t p1, int32_t delta) {
+  std::vector<int32_t> cells;
+  for (int64_t c = 0; c < n_cells_; ++c)
+    if (holds(c, seq, p0, p1)) cells.push_back(int32_t(c));
+  for (int32_t c : cells) {
+    const int64_t moved = int64_t(cell_pos_[size_t(c)]) + delta;
+    if (moved < 0) throw std::invalid_argument("shifting by " + std::to_string(delta) + " moves position " +
+                                               std::to_string(cell_pos_[size_t(c)]) + " below 0");
+  }
+  for (int32_t c : cells) cell_pos_[size_t(c)] += delta;
+  return cells;
 }
 
 void KVCache::copy_sequence(int32_t src, int32_t dst) {

@@ -20,6 +20,9 @@ class KVCache {
   std::vector<int32_t> allocate(const int32_t* seq, const int32_t* pos, int64_t n);
   // k: (n, n_head_kv * head_dim_k), v: (n, n_head_kv * head_dim_v) rows for `cells`.
   void write(int64_t layer, const std::vector<int32_t>& cells, const float* k, const float* v);
+  // Keys of `cells` as floats, out: (n, n_head_kv * head_dim_k); write_keys stores them back.
+  void read_keys(int64_t layer, const std::vector<int32_t>& cells, float* out) const;
+  void write_keys(int64_t layer, const std::vector<int32_t>& cells, const float* k);
 
   KVView keys(int64_t layer) const;
   KVView values(int64_t layer) const;
@@ -28,7 +31,11 @@ class KVCache {
   // Frees cells claimed by allocate() for a batch that then failed.
   void release(const std::vector<int32_t>& cells);
   void clear();
-  void remove_sequence(int32_t seq);
+  // Frees the cells of `seq` with p0 <= position < p1 (p1 < 0: no upper bound).
+  void remove_sequence(int32_t seq, int32_t p0 = 0, int32_t p1 = -1);
+  // Adds delta to the positions of the cells of `seq` in [p0, p1); returns those
+  // cells. The keys still carry their old rotation: Stage::shift_sequence fixes them.
+  std::vector<int32_t> shift_positions(int32_t seq, int32_t p0, int32_t p1, int32_t delta);
   // Copies every cell of `src` into free cells tagged `dst`.
   void copy_sequence(int32_t src, int32_t dst);
   int64_t used_cells() const;
@@ -36,6 +43,8 @@ class KVCache {
   size_t bytes() const { return k_.size() + v_.size(); }
 
  private:
+  bool holds(int64_t cell, int32_t seq, int32_t p0, int32_t p1) const;
+
   int64_t n_layers_, n_cells_, n_head_kv_, dk_, dv_;
   QType type_k_, type_v_;
   size_t k_cell_bytes_, v_cell_bytes_;  // one cell of one layer

@@ -106,6 +106,21 @@ void Stage::feed_forward(int64_t layer, const float* x, int64_t n, float* out) {
   if (w.post_ffn_norm.present()) rms_norm(out, w.post_ffn_norm.f32(), out, n, cfg_.n_embd, cfg_.rms_eps);
 }
 
+void Stage::shift_sequence(int32_t seq, int32_t p0, int32_t p1, int32_t delta) {
+  const std::vector<int32_t> cells = cache_.shift_positions(seq, p0, p1, delta);
+  if (cells.empty() || delta == 0) return;
+  const int64_t n = int64_t(cells.size()), dk = cfg_.head_dim_k;
+  const std::vector<int32_t> by(cells.size(), delta);        // (n,) rotation angle factor per cell
+  std::vector<float> keys(size_t(n * cfg_.n_head_kv * dk));  // (n, n_head_kv, dk)
+  for (int64_t l = 0; l < n_layers(); ++l) {
+    const LayerParams& p = params_[size_t(l)];
+    cache_.read_keys(l, cells, keys.data());
+    // RoPE rotations compose: rotating a key made at pos by delta gives the key at pos + delta.
+    rope(keys.data(), by.data(), n, cfg_.n_head_kv, dk, cfg_.n_rot, p.rope_base, p.rope_freq_scale, cfg_.rope_style);
+    cache_.write_keys(l, cells, keys.data());
+  }
+}
+
 void Stage::forward(float* hidden, const int32_t* seq, const int32_t* pos, int64_t n) {
   const std::vector<int32_t> cells = cache_.allocate(seq, pos, n);
   const int64_t e = cfg_.n_embd;

@@ -18,6 +18,11 @@ class Stage {
   // hidden: (n, n_embd), updated in place; seq, pos: (n,) per token.
   void forward(float* hidden, const int32_t* seq, const int32_t* pos, int64_t n);
 
+  // Moves the cells of `seq` with positions in [p0, p1) by delta (context
+  // shift): their positions change and their keys are rotated by delta so
+  // they equal keys computed at the new positions (up to the cache's rounding).
+  void shift_sequence(int32_t seq, int32_t p0, int32_t p1, int32_t delta);
+
   KVCache& cache() { return cache_; }
   int64_t n_layers() const { return int64_t(weights_.size()); }
 

@@ -119,7 +119,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         gen = Generation()
         start = time.perf_counter()
         first = None
-        for piece in m._run(ids, args.n_predict, args.stop, _sampling_args(args), gen):
+        for piece in m._run(ids, args.n_predict, args.stop, _sampling_args(args), gen,
+                            context_shift=args.context_shift, ignore_eos=args.ignore_eos):
             first = first or time.perf_counter()
             print(piece, end="", flush=True)
         end = time.perf_counter()
@@ -173,6 +174,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("-n", "--n-predict", type=int, default=128, help="tokens to generate at most")
     r.add_argument("-c", "--ctx-size", type=int, default=4096, help="context size in tokens")
     r.add_argument("--chat", action="store_true", help="wrap the prompt in the model's chat template")
+    r.add_argument("--context-shift", action="store_true",
+                   help="when the context is full, drop the older half of it and go on (default: stop)")
+    r.add_argument("--ignore-eos", action="store_true", help="never stop at an end-of-generation token")
     r.add_argument("--stop", action="append", default=[], help="stop at this text (repeatable)")
     r.add_argument("--temp", type=float, default=0.8, help="temperature; 0 = greedy")
     r.add_argument("--top-k", type=int, default=40, help="keep the k most likely tokens (0 = off)")

@@ -1,6 +1,6 @@
 """Choosing the next token from a model's logits, as llama.cpp's default sampler chain does.
 
-The chain, in llama.cpp's order: penalties (repeat, frequency and presence,
+The chain, in llama.cpp's order: logit bias -> penalties (repeat, frequency and presence,
 over the last ``repeat_last_n`` tokens) -> top-k -> top-p -> min-p ->
 temperature -> a draw from the softmax. Top-p and min-p see the distribution at
 temperature 1, since temperature comes after them. Temperature 0 is greedy:
@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -44,6 +44,8 @@ class SamplingParams:
     - ``frequency_penalty``, ``presence_penalty``: subtracted from a token's logit
       per occurrence in the window, and once if it occurs at all (negative favours).
     - ``seed``: the same seed and logits give the same tokens; None draws fresh entropy.
+    - ``logit_bias``: {token id: value} added to those logits first (-inf bans a
+      token), as OpenAI's and llama.cpp's logit_bias.
     - ``logprobs``: None computes none; n in 0..20 gives the chosen token's
       logprob and the n most likely tokens'.
     """
@@ -58,8 +60,10 @@ class SamplingParams:
     frequency_penalty: float = 0.0
     seed: int | None = None
     logprobs: int | None = None
+    logit_bias: Mapping[int, float] | None = None
 
     def __post_init__(self):
+        _check_logit_bias(self.logit_bias)
         for name, kind, allowed, rule in _RULES:
             value = getattr(self, name)
             if value is None and name in ("seed", "logprobs"):
@@ -82,6 +86,18 @@ _RULES = (
     ("seed", int, lambda v: v >= 0, ">= 0 or None"),
     ("logprobs", int, lambda v: 0 <= v <= MAX_LOGPROBS, f"in 0..{MAX_LOGPROBS} or None"),
 )
+
+
+def _check_logit_bias(bias: object) -> None:
+    if bias is None:
+        return
+    if not isinstance(bias, Mapping):
+        raise TypeError(f"logit_bias must be a mapping of token id to number, got {type(bias).__name__}")
+    for tid, value in bias.items():
+        if isinstance(tid, bool) or not isinstance(tid, numbers.Integral):
+            raise TypeError(f"logit_bias keys must be token ids (int), got {tid!r}")
+        if isinstance(value, bool) or not isinstance(value, numbers.Real) or math.isnan(value) or value == math.inf:
+            raise ValueError(f"logit_bias[{tid}] must be a number or -inf, got {value!r}")
 
 
 def _check_type(name: str, value: object, kind: type) -> None:
@@ -117,12 +133,27 @@ class Sampler:
             raise ValueError(f"n_vocab must be a positive integer, got {n_vocab!r}")
         self.params, self.n_vocab = params, int(n_vocab)
         self._rng = np.random.default_rng(params.seed)
+        bias = params.logit_bias or {}
+        bad = [t for t in bias if not 0 <= t < n_vocab]
+        if bad:
+            raise ValueError(f"logit_bias token id {bad[0]} is outside the vocabulary [0, {n_vocab})")
+        self._bias_ids = np.fromiter(bias.keys(), np.int64, len(bias))       # (n_bias,)
+        self._bias_vals = np.fromiter(bias.values(), np.float32, len(bias))  # (n_bias,)
+
+    def _biased(self, logits: np.ndarray) -> np.ndarray:
+        if not self._bias_ids.size:
+            return logits
+        out = logits.copy()
+        out[self._bias_ids] += self._bias_vals
+        if out.max() == -np.inf:
+            raise ValueError("logit_bias bans every token: nothing can be sampled")
+        return out
 
     def sample(self, logits: np.ndarray, history: Sequence[int] = ()) -> SampledToken:
         """The next token, given ``logits`` (n_vocab,) and the tokens so far (prompt included)."""
         raw = _checked_logits(logits, self.n_vocab)
         p = self.params
-        x = _apply_penalties(raw, _window(history, p.repeat_last_n, self.n_vocab), p)
+        x = _apply_penalties(self._biased(raw), _window(history, p.repeat_last_n, self.n_vocab), p)
         if p.temperature == 0:
             token = int(np.argmax(x))  # the first maximum: the lowest id among ties
         else:
@@ -219,8 +250,8 @@ def _draw(scaled: np.ndarray, rng: np.random.Generator) -> int:
 
 
 def _logsumexp(x: np.ndarray) -> float:
-    top = float(x.max())
-    return top + math.log(float(np.exp(x - top).sum(dtype=np.float64)))
+    top = float(x.max())  # float64 throughout: top-p's cut at 0.999 of 262144 tokens is that fine
+    return top + math.log(float(np.exp(x.astype(np.float64) - top).sum()))
 
 
 def _logprobs(raw: np.ndarray, token: int, n: int) -> tuple[float, list[tuple[int, float]]]:

@@ -71,8 +71,11 @@ def _suffix_prefix_overlap(text: str, stop: str) -> int:
 
 
 def generate(model, prompt_ids: list[int], params: SamplingParams, max_tokens: int,
-             stop: Sequence[str] = (), seq_id: int = 0, result: Generation | None = None) -> Iterator[str]:
-    """Yields text pieces; fills ``result`` (tokens, logprobs, finish_reason) as it goes."""
+             stop: Sequence[str] = (), seq_id: int = 0, result: Generation | None = None,
+             context_shift: bool = False) -> Iterator[str]:
+    """Yields text pieces; fills ``result`` (tokens, logprobs, finish_reason) as it goes.
+    With context_shift, a full context drops the older half of the tokens after
+    BOS (llama.cpp's context shift) instead of ending the generation."""
     result = result if result is not None else Generation()
     result.prompt_tokens = len(prompt_ids)
     tok = model.tokenizer
@@ -81,11 +84,10 @@ def generate(model, prompt_ids: list[int], params: SamplingParams, max_tokens: i
     model.remove_sequence(seq_id)
     try:
         logits = model.prefill(prompt_ids, seq_id)[0]
-        history = list(prompt_ids)
-        while True:
-            if len(result.tokens) >= max_tokens or len(history) >= model.n_ctx:
-                result.finish_reason = "length"
-                break
+        history = list(prompt_ids)  # every token so far, for the penalties
+        n_past = len(history)       # tokens in the KV cache
+        result.finish_reason = "length"
+        while len(result.tokens) < max_tokens:
             chosen = sampler.sample(logits, history)
             if tok.is_eog(chosen.id):
                 result.finish_reason = "stop"
@@ -99,8 +101,14 @@ def generate(model, prompt_ids: list[int], params: SamplingParams, max_tokens: i
             if stream.stopped:
                 result.finish_reason = "stop"
                 return
-            if len(history) < model.n_ctx and len(result.tokens) < max_tokens:
-                logits = model.prefill([chosen.id], seq_id, start=len(history) - 1)[0]
+            if len(result.tokens) == max_tokens:
+                break
+            if n_past >= model.n_ctx:  # no cell left for the token just sampled
+                if not context_shift:
+                    break
+                n_past = model.shift_context(seq_id, n_past, n_keep=int(tok.add_bos))
+            logits = model.prefill([chosen.id], seq_id, start=n_past)[0]
+            n_past += 1
         rest = stream.flush()
         if rest:
             yield rest

@@ -131,9 +131,23 @@ class Model:
             out.append(self.head(hidden if all_logits else hidden[-1:]))
         return np.concatenate(out) if all_logits else out[-1]
 
-    def remove_sequence(self, seq_id: int) -> None:
-        """Frees the KV cells of a sequence."""
-        self._stage.remove_sequence(seq_id)
+    def remove_sequence(self, seq_id: int, p0: int = 0, p1: int | None = None) -> None:
+        """Frees the KV cells of a sequence with positions in [p0, p1) (p1=None: to the end)."""
+        self._stage.remove_sequence(seq_id, p0, -1 if p1 is None else p1)
+
+    def shift_sequence(self, seq_id: int, p0: int, p1: int | None, delta: int) -> None:
+        """Moves a sequence's cells with positions in [p0, p1) by delta, re-rotating their keys."""
+        self._stage.shift_sequence(seq_id, p0, -1 if p1 is None else p1, delta)
+
+    def shift_context(self, seq_id: int, n_past: int, n_keep: int = 0) -> int:
+        """llama.cpp's context shift: keeps the first n_keep tokens, drops half of
+        the rest (the oldest), slides the remainder down. Returns the new n_past."""
+        n_discard = (n_past - n_keep) // 2
+        if n_discard <= 0:
+            raise ValueError(f"cannot shift a context of {n_past} tokens keeping {n_keep}")
+        self.remove_sequence(seq_id, n_keep, n_keep + n_discard)
+        self.shift_sequence(seq_id, n_keep + n_discard, n_past, -n_discard)
+        return n_past - n_discard
 
     def eval_logits(self, tokens) -> np.ndarray:
         """Logits (len(tokens), n_vocab) at every position of a fresh sequence."""
@@ -168,26 +182,35 @@ class Model:
         """Text of token ids."""
         return self.tokenizer.decode([int(i) for i in self._check_tokens(list(ids))])
 
-    def _sampling(self, sampling: dict) -> SamplingParams:
+    def _sampling(self, sampling: dict, ignore_eos: bool) -> SamplingParams:
         sampling.setdefault("seed", self.seed)
+        if ignore_eos:  # llama.cpp's ignore_eos: end-of-generation tokens are never sampled
+            sampling["logit_bias"] = {**(sampling.get("logit_bias") or {}),
+                                      **{t: -np.inf for t in self.tokenizer.eog_ids}}
         return SamplingParams(**sampling)
 
-    def _run(self, prompt_ids: list[int], max_tokens: int, stop, sampling: dict, gen: Generation) -> Iterator[str]:
+    def _run(self, prompt_ids: list[int], max_tokens: int, stop, sampling: dict, gen: Generation,
+             context_shift: bool = False, ignore_eos: bool = False) -> Iterator[str]:
         if not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens < 0:
             raise ValueError(f"max_tokens must be an int >= 0, got {max_tokens!r}")
         stops = [stop] if isinstance(stop, str) else list(stop or [])
         if not all(isinstance(s, str) for s in stops):
             raise TypeError("stop must be a string or a list of strings")
-        if len(prompt_ids) >= self.n_ctx:
+        if len(prompt_ids) > self.n_ctx:
             raise ValueError(f"the prompt has {len(prompt_ids)} tokens; the context holds {self.n_ctx} (n_ctx)")
-        return generate(self, prompt_ids, self._sampling(sampling), max_tokens, stops, result=gen)
+        return generate(self, prompt_ids, self._sampling(sampling, ignore_eos), max_tokens, stops, result=gen,
+                        context_shift=bool(context_shift))
 
     def generate(self, prompt: str, *, max_tokens: int = 128, stop: str | Sequence[str] | None = None,
-                 stream: bool = False, **sampling) -> str | Iterator[str]:
+                 stream: bool = False, context_shift: bool = False, ignore_eos: bool = False,
+                 **sampling) -> str | Iterator[str]:
         """Continues prompt. Sampling keywords: see hetinfer.sampling.SamplingParams
         (temperature, top_k, top_p, min_p, repeat_penalty, presence_penalty,
-        frequency_penalty, seed, ...). stream=True returns an iterator of text pieces."""
-        pieces = self._run(self.tokenize(prompt, parse_special=True), max_tokens, stop, sampling, Generation())
+        frequency_penalty, seed, ...). stream=True returns an iterator of text pieces.
+        context_shift=True drops the older half of a full context instead of stopping;
+        ignore_eos=True never samples an end-of-generation token."""
+        pieces = self._run(self.tokenize(prompt, parse_special=True), max_tokens, stop, sampling, Generation(),
+                           context_shift, ignore_eos)
         return pieces if stream else "".join(pieces)
 
     def chat_prompt_ids(self, messages: list[dict]) -> list[int]:
@@ -199,13 +222,14 @@ class Model:
         return self.tokenize(prompt, add_special=True, parse_special=True)
 
     def chat(self, messages: list[dict], *, max_tokens: int = 512, stop: str | Sequence[str] | None = None,
-             stream: bool = False, logprobs: bool = False, top_logprobs: int = 0, **sampling):
+             stream: bool = False, logprobs: bool = False, top_logprobs: int = 0, context_shift: bool = False,
+             ignore_eos: bool = False, **sampling):
         """An OpenAI-shaped chat completion dict, or an iterator of chunk dicts with stream=True."""
         ids = self.chat_prompt_ids(messages)
         if logprobs:
             sampling["logprobs"] = top_logprobs
         gen = Generation()
-        pieces = self._run(ids, max_tokens, stop, sampling, gen)
+        pieces = self._run(ids, max_tokens, stop, sampling, gen, context_shift, ignore_eos)
         if stream:
             return chat_format.chunks(self.name, pieces, gen)
         text = "".join(pieces)
