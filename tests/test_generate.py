@@ -4,11 +4,14 @@ and greedy output of the real Gemma 3 270M against llama.cpp.
 The Gemma pins were produced on 2026-11-23 with llama-cpp-python 0.3.36
 (llama.cpp built from its sdist on this 2-core VM): `Llama(path, n_ctx=512)`,
 `tokenize(prompt, add_bos=True, special=True)`, greedy `generate(..., temp=0,
-top_k=1)` for 24 tokens. hetinfer equals those tokens for the first two
-prompts. On the third, both engines agree for 3 tokens and then face a near
-tie (float64 reference logits 22.147 vs 22.029): hetinfer takes the token the
-exact float64 forward pass (tests/model_reference.py) ranks first, llama.cpp
-the runner-up; both engines are ~2e-3 NMSE from float64 there.
+top_k=1)` for 24 tokens. Fed llama.cpp's tokens, hetinfer ranks each next
+llama.cpp token first or within NEAR_TIE logits of its first. Exact greedy
+equality over 24 tokens is not pinned: near ties decide it. On the third
+prompt at step 3 the float64 reference logits (tests/model_reference.py) are
+22.147 vs 22.029 and llama.cpp takes the runner-up; on the first at step 18
+they are 21.104 vs 21.031, and kernel variants whose matmuls differ by 1e-7
+relative (float summation order) pick either token, because 8-bit activation
+rounding amplifies such differences to the engines' ~1e-3 NMSE from float64.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ LLAMA_CPP_GREEDY = [
     ('Once upon a time, in a small village,', [2, 14946, 3324, 496, 990, 236764, 528, 496, 1944, 9744, 236764],
      [993, 11742, 496, 2523, 529, 2390, 236761, 2195, 964, 1401, 5293, 236761, 2195, 1053, 496, 2606, 529, 3273, 236764, 532, 901, 1053, 496, 2606]),
 ]
-AGREE_FOR = [24, 24, 3]  # tokens equal to llama.cpp's, per prompt (see the module docstring)
+NEAR_TIE = 0.1  # logits; the largest gap seen is 0.056 (third prompt, step 3)
 
 
 @pytest.fixture(scope="module")
@@ -38,17 +41,17 @@ def gemma(gemma_path):
 
 
 @pytest.mark.parametrize("case", range(len(LLAMA_CPP_GREEDY)))
-def test_gemma_greedy_equals_llama_cpp(gemma, case):
+def test_gemma_ranks_llama_cpp_greedy_first(gemma, case):
     prompt, tokens, greedy = LLAMA_CPP_GREEDY[case]
     assert gemma.tokenize(prompt) == tokens
     gemma.remove_sequence(0)
     logits = gemma.prefill(tokens, 0)[0]
-    got = []
-    for i in range(AGREE_FOR[case]):
-        got.append(int(np.argmax(logits)))
-        logits = gemma.prefill([got[-1]], 0, start=len(tokens) + i)[0]
+    gaps = []  # per step: our best logit - our logit of llama.cpp's token
+    for i, token in enumerate(greedy):
+        gaps.append(float(logits.max() - logits[token]))
+        logits = gemma.prefill([token], 0, start=len(tokens) + i)[0]
     gemma.remove_sequence(0)
-    assert got == greedy[:AGREE_FOR[case]]
+    assert max(gaps) < NEAR_TIE, gaps
 
 
 def test_generate_greedy_text_matches_tokens(gemma):

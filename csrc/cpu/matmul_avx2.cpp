@@ -12,99 +12,22 @@
 #include <type_traits>
 #include <vector>
 
+#include "avx2_blocks.h"
 #include "matmul_kernels.h"
 
 namespace hi {
 
 namespace {
 
+using namespace avx2;
+
 constexpr int kCols = 4;  // activation rows per pass over a weight row
-
-inline __m256i load32(const void* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
-
-inline __m256i nibbles(const uint8_t* qs16) {  // 16 bytes -> 32 codes: low nibbles, then high
-  const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(qs16));
-  const __m256i both = _mm256_set_m128i(_mm_srli_epi16(v, 4), v);
-  return _mm256_and_si256(both, _mm256_set1_epi8(0x0f));
-}
-
-// Bits 0..31 of `bits` -> bytes of 0x10 (bit set) or 0.
-inline __m256i bits_to_0x10(uint32_t bits) {
-  const __m256i spread = _mm256_shuffle_epi8(
-      _mm256_set1_epi32(int(bits)),
-      _mm256_setr_epi64x(0x0000000000000000, 0x0101010101010101, 0x0202020202020202, 0x0303030303030303));
-  const __m256i bit = _mm256_set1_epi64x(int64_t(0x8040201008040201ULL));
-  const __m256i set = _mm256_cmpeq_epi8(_mm256_and_si256(spread, bit), bit);
-  return _mm256_and_si256(set, _mm256_set1_epi8(0x10));
-}
-
-// Bits [shift, shift + width) of each of the 32 bytes at p (mask = 2^width - 1).
-inline __m256i field(const uint8_t* p, int shift, int mask) {
-  return _mm256_and_si256(_mm256_srli_epi16(load32(p), shift), _mm256_set1_epi8(char(mask)));
-}
-
-// ---- the 32 int8 codes of chunk k (the SIMD twin of unpack_chunk) ----------
-
-inline __m256i codes(const block_q4_0& b, int) { return _mm256_sub_epi8(nibbles(b.qs), _mm256_set1_epi8(8)); }
-inline __m256i codes(const block_q4_1& b, int) { return nibbles(b.qs); }
-inline __m256i codes(const block_q5_0& b, int) {
-  return _mm256_sub_epi8(_mm256_or_si256(nibbles(b.qs), bits_to_0x10(load_u32(b.qh))), _mm256_set1_epi8(16));
-}
-inline __m256i codes(const block_q5_1& b, int) { return _mm256_or_si256(nibbles(b.qs), bits_to_0x10(load_u32(b.qh))); }
-inline __m256i codes(const block_q8_0& b, int) { return load32(b.qs); }
-inline __m256i codes(const block_q2_K& b, int k) { return field(b.qs + 32 * (k / 4), 2 * (k % 4), 3); }
-inline __m256i codes(const block_q3_K& b, int k) {
-  // code = low2 - 4 + 4 * hmask bit
-  const __m256i low = field(b.qs + 32 * (k / 4), 2 * (k % 4), 3);
-  const __m256i high = _mm256_slli_epi16(field(b.hmask, k, 1), 2);
-  return _mm256_sub_epi8(_mm256_add_epi8(low, high), _mm256_set1_epi8(4));
-}
-inline __m256i codes(const block_q4_K& b, int k) { return field(b.qs + 32 * (k / 2), 4 * (k % 2), 0x0f); }
-inline __m256i codes(const block_q5_K& b, int k) {
-  const __m256i high = _mm256_slli_epi16(field(b.qh, k, 1), 4);
-  return _mm256_or_si256(field(b.qs + 32 * (k / 2), 4 * (k % 2), 0x0f), high);
-}
-inline __m256i codes(const block_q6_K& b, int k) {
-  const int h = k / 4, j = k % 4;
-  const __m256i low = field(b.ql + 64 * h + 32 * (j % 2), 4 * (j / 2), 0x0f);
-  const __m256i high = _mm256_slli_epi16(field(b.qh + 32 * h, 2 * j, 3), 4);
-  return _mm256_sub_epi8(_mm256_or_si256(low, high), _mm256_set1_epi8(32));
-}
-
-// Scale and offset of a 32-value block: value = s * q - m.
-struct BlockScale {
-  float s, m;
-};
-inline BlockScale block_scale(const block_q4_0& b) { return {_cvtsh_ss(b.d), 0.0f}; }
-inline BlockScale block_scale(const block_q4_1& b) { return {_cvtsh_ss(b.d), -_cvtsh_ss(b.m)}; }
-inline BlockScale block_scale(const block_q5_0& b) { return {_cvtsh_ss(b.d), 0.0f}; }
-inline BlockScale block_scale(const block_q5_1& b) { return {_cvtsh_ss(b.d), -_cvtsh_ss(b.m)}; }
-inline BlockScale block_scale(const block_q8_0& b) { return {_cvtsh_ss(b.d), 0.0f}; }
-
-template <typename Block>
-constexpr bool has_offsets() {
-  return std::is_same<Block, block_q4_1>::value || std::is_same<Block, block_q5_1>::value ||
-         std::is_same<Block, block_q2_K>::value || std::is_same<Block, block_q4_K>::value ||
-         std::is_same<Block, block_q5_K>::value;
-}
 
 inline float hsum(__m256 v) {
   __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
   s = _mm_add_ps(s, _mm_movehl_ps(s, s));
   s = _mm_add_ss(s, _mm_movehdup_ps(s));
   return _mm_cvtss_f32(s);
-}
-
-inline int hsum_i32(__m256i v) {
-  __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
-  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, _MM_SHUFFLE(1, 0, 3, 2)));
-  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, _MM_SHUFFLE(2, 3, 0, 1)));
-  return _mm_cvtsi128_si32(s);
-}
-
-// q . x as 16 int16 pair sums (lanes 0-7: values 0-15, lanes 8-15: values 16-31).
-inline __m256i pair_sums(__m256i abs_q, __m256i q, const int8_t* x) {
-  return _mm256_maddubs_epi16(abs_q, _mm256_sign_epi8(load32(x), q));
 }
 
 // Where a kernel gets a weight row's codes and scales from. Decode (a few
@@ -115,17 +38,13 @@ struct DirectSource {
   const Block* row;
   __m256i codes_of(int64_t b, int k) const { return codes(row[b], k); }
   BlockScale scale_of(int64_t b) const { return block_scale(row[b]); }
-  void kscales_of(int64_t b, KScales& ks) const { kquant_scales(row[b], ks); }
-  __m256i kscale_vector(const KScales& ks, int64_t, int k) const {
-    return _mm256_set_m128i(_mm_set1_epi16(ks.sc[2 * k + 1]), _mm_set1_epi16(ks.sc[2 * k]));
-  }
+  KScalesV kscales_of(int64_t b) const { return kscales(row[b]); }
 };
 
 struct UnpackedRow {
   std::vector<__m256i> q;      // (k/32,) codes per chunk
-  std::vector<__m256i> scale;  // (k/32,) K-quants: int16 sub-block scales per chunk
   std::vector<BlockScale> bs;  // (k/32,) 32-value blocks: scale and offset
-  std::vector<KScales> ks;     // (k/256,) K-quants: d, dmin, offset codes
+  std::vector<KScalesV> ks;    // (k/256,) K-quants: sub-block scales
 };
 
 template <typename Block>
@@ -134,19 +53,12 @@ void unpack_row(const Block* row, int64_t k, UnpackedRow& u) {
   const int64_t n_blocks = k / T::values;
   const DirectSource<Block> src{row};
   u.q.resize(size_t(k / QK));
-  if constexpr (T::values == QK_K) {
-    u.scale.resize(size_t(k / QK));
-    u.ks.resize(size_t(n_blocks));
-  } else {
-    u.bs.resize(size_t(n_blocks));
-  }
+  if constexpr (T::values == QK_K) u.ks.resize(size_t(n_blocks));
+  else u.bs.resize(size_t(n_blocks));
   for (int64_t b = 0; b < n_blocks; ++b) {
-    if constexpr (T::values == QK_K) src.kscales_of(b, u.ks[size_t(b)]);
+    if constexpr (T::values == QK_K) u.ks[size_t(b)] = src.kscales_of(b);
     else u.bs[size_t(b)] = src.scale_of(b);
-    for (int k8 = 0; k8 < T::chunks; ++k8) {
-      u.q[size_t(b * T::chunks + k8)] = src.codes_of(b, k8);
-      if constexpr (T::values == QK_K) u.scale[size_t(b * T::chunks + k8)] = src.kscale_vector(u.ks[size_t(b)], b, k8);
-    }
+    for (int k8 = 0; k8 < T::chunks; ++k8) u.q[size_t(b * T::chunks + k8)] = src.codes_of(b, k8);
   }
 }
 
@@ -155,8 +67,7 @@ struct BufferSource {
   int64_t chunks;  // per block: 1 or 8
   __m256i codes_of(int64_t b, int k) const { return u.q[size_t(b * chunks + k)]; }
   BlockScale scale_of(int64_t b) const { return u.bs[size_t(b)]; }
-  void kscales_of(int64_t b, KScales& ks) const { ks = u.ks[size_t(b)]; }
-  __m256i kscale_vector(const KScales&, int64_t b, int k) const { return u.scale[size_t(b * chunks + k)]; }
+  const KScalesV& kscales_of(int64_t b) const { return u.ks[size_t(b)]; }
 };
 
 // y[i0 .. i0+NC, r] for one row of 32-value blocks: a float scale per block.
@@ -172,12 +83,11 @@ void block32_row(const MatmulArgs& a, const Src& src, int64_t r, int64_t i0) {
     offsets[c] = 0.0f;
   }
   for (int64_t b = 0; b < n_blocks; ++b) {
-    const __m256i q = src.codes_of(b, 0);
-    const __m256i abs_q = _mm256_sign_epi8(q, q);
+    const WeightChunk<Block> w(src.codes_of(b, 0));
     const BlockScale sc = src.scale_of(b);
     for (int c = 0; c < NC; ++c) {
       const ActBlock& x = act[c * n_blocks + b];
-      const __m256i sums = _mm256_madd_epi16(pair_sums(abs_q, q, x.qs), ones);
+      const __m256i sums = _mm256_madd_epi16(w.pair_sums(x.qs), ones);
       acc[c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sums), _mm256_set1_ps(sc.s * x.d), acc[c]);
       if (has_offsets<Block>()) offsets[c] += sc.m * x.d * float(x.sum[0] + x.sum[1]);
     }
@@ -186,39 +96,36 @@ void block32_row(const MatmulArgs& a, const Src& src, int64_t r, int64_t i0) {
 }
 
 // y[i0 .. i0+NC, r] for one row of K-quant super-blocks: the integer sub-block
-// scales multiply int32 sums, and floats are touched once per 256 values.
+// scales multiply int16 pair sums, and floats are touched once per 256 values.
 template <typename Block, int NC, typename Src>
 void kquant_row(const MatmulArgs& a, const Src& src, int64_t r, int64_t i0) {
   const int64_t n_blocks = a.k / QK_K;
   const ActBlockK* act = a.act_k + i0 * n_blocks;
-  __m256 acc[NC];     // (NC,) float accumulators
-  float offsets[NC];  // (NC,) sum of dmin * d_x * (mn . code sums)
-  for (int c = 0; c < NC; ++c) {
-    acc[c] = _mm256_setzero_ps();
-    offsets[c] = 0.0f;
-  }
-  KScales ks;
+  __m256 acc[NC];  // (NC,) float accumulators of d * d_x * sum(sc * q . x)
+  __m256 off[NC];  // (NC,) float accumulators of dmin * d_x * (mn . x code sums)
+  for (int c = 0; c < NC; ++c) acc[c] = off[c] = _mm256_setzero_ps();
   for (int64_t b = 0; b < n_blocks; ++b) {
-    src.kscales_of(b, ks);
+    const KScalesV& ks = src.kscales_of(b);
     __m256i isum[NC];  // (NC,) int32 sums of sc * (q . x) over the super-block
     for (int c = 0; c < NC; ++c) isum[c] = _mm256_setzero_si256();
     for (int k = 0; k < QK_K / QK; ++k) {
-      const __m256i q = src.codes_of(b, k);
-      const __m256i abs_q = _mm256_sign_epi8(q, q);
-      const __m256i scale = src.kscale_vector(ks, b, k);
+      const WeightChunk<Block> w(src.codes_of(b, k));
+      const __m256i scale = chunk_scale(ks, k);
       for (int c = 0; c < NC; ++c)
-        isum[c] = _mm256_add_epi32(isum[c], _mm256_madd_epi16(pair_sums(abs_q, q, act[c * n_blocks + b].qs + QK * k), scale));
+        isum[c] = _mm256_add_epi32(isum[c], _mm256_madd_epi16(w.pair_sums(act[c * n_blocks + b].qs + QK * k), scale));
     }
     for (int c = 0; c < NC; ++c) {
       const ActBlockK& x = act[c * n_blocks + b];
+      const __m256i x_sums = load32(x.sum);
+      if constexpr (bias_shift<Block>() >= 0)  // codes carry +2^shift: remove it exactly, in int32
+        isum[c] = _mm256_sub_epi32(isum[c], _mm256_slli_epi32(_mm256_madd_epi16(ks.sc, x_sums), bias_shift<Block>()));
       acc[c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[c]), _mm256_set1_ps(ks.d * x.d), acc[c]);
-      if (has_offsets<Block>()) {
-        const __m256i mins = _mm256_madd_epi16(load32(ks.mn), load32(x.sum));
-        offsets[c] += ks.dmin * x.d * float(hsum_i32(mins));
-      }
+      if constexpr (has_offsets<Block>())
+        off[c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_madd_epi16(ks.mn, x_sums)), _mm256_set1_ps(ks.dmin * x.d),
+                                 off[c]);
     }
   }
-  for (int c = 0; c < NC; ++c) a.y[(i0 + c) * a.rows + r] = hsum(acc[c]) - offsets[c];
+  for (int c = 0; c < NC; ++c) a.y[(i0 + c) * a.rows + r] = hsum(_mm256_sub_ps(acc[c], off[c]));
 }
 
 template <typename Block, int NC, typename Src>
