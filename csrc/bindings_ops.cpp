@@ -91,10 +91,11 @@ py::array_t<float> flash_attention_py(const Floats& q, const Bytes& k_data, uint
   require(cell_pos.size() == n_cells, "flash_attention: cell_seq and cell_pos must be (n_cells,)");
   const KVView k = kv_view(k_data, k_type, n_cells, n_head_kv, d_k, "flash_attention K");
   const KVView v = kv_view(v_data, v_type, n_cells, n_head_kv, head_dim_v, "flash_attention V");
-  const AttnMask mask{q_seq.data(), q_pos.data(), cell_seq.data(), cell_pos.data(), window};
+  VisibleCells cells(cell_seq.data(), cell_pos.data(), n_cells, q_seq.data(), n_q);
+  cells.select(q_seq.data(), q_pos.data(), window);
   py::array_t<float> out({n_q, n_head, head_dim_v});  // (n_q, n_head, d_v)
   py::gil_scoped_release release;
-  flash_attention(q.data(), n_q, n_head, k, v, mask, scale, softcap_value, out.mutable_data());
+  flash_attention(q.data(), n_q, n_head, k, v, cells, scale, softcap_value, out.mutable_data());
   return out;
 }
 

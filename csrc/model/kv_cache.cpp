@@ -71,10 +71,6 @@ KVView KVCache::values(int64_t layer) const {
   return {type_v_, v_.data() + size_t(layer * n_cells_) * v_cell_bytes_, n_cells_, n_head_kv_, dv_};
 }
 
-AttnMask KVCache::mask(const int32_t* q_seq, const int32_t* q_pos, int32_t window) const {
-  return {q_seq, q_pos, cell_seq_.data(), cell_pos_.data(), window};
-}
-
 void KVCache::release(const std::vector<int32_t>& cells) {
   for (int32_t c : cells) cell_seq_[size_t(c)] = -1;
 }

@@ -26,7 +26,8 @@ class KVCache {
 
   KVView keys(int64_t layer) const;
   KVView values(int64_t layer) const;
-  AttnMask mask(const int32_t* q_seq, const int32_t* q_pos, int32_t window) const;
+  const int32_t* cell_seq() const { return cell_seq_.data(); }  // (n_cells,) -1 = free
+  const int32_t* cell_pos() const { return cell_pos_.data(); }  // (n_cells,)
 
   // Frees cells claimed by allocate() for a batch that then failed.
   void release(const std::vector<int32_t>& cells);

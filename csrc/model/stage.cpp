@@ -72,8 +72,8 @@ Stage::Stage(const BlockConfig& config, std::vector<LayerParams> params, std::ve
   }
 }
 
-void Stage::attention(int64_t layer, const float* x, const std::vector<int32_t>& cells, const int32_t* seq,
-                      const int32_t* pos, int64_t n, float* out) {
+void Stage::attention(int64_t layer, const float* x, const std::vector<int32_t>& cells, VisibleCells& visible,
+                      const int32_t* seq, const int32_t* pos, int64_t n, float* out) {
   const LayerWeights& w = weights_[size_t(layer)];
   const LayerParams& p = params_[size_t(layer)];
   const int64_t dk = cfg_.head_dim_k, dv = cfg_.head_dim_v;
@@ -90,8 +90,9 @@ void Stage::attention(int64_t layer, const float* x, const std::vector<int32_t>&
   cache_.write(layer, cells, k.data(), v.data());
 
   std::vector<float> attn(size_t(n * cfg_.n_head * dv));  // (n, n_head, dv)
-  flash_attention(q.data(), n, cfg_.n_head, cache_.keys(layer), cache_.values(layer), cache_.mask(seq, pos, p.window),
-                  cfg_.attn_scale, cfg_.attn_softcap, attn.data());
+  visible.select(seq, pos, p.window);
+  flash_attention(q.data(), n, cfg_.n_head, cache_.keys(layer), cache_.values(layer), visible, cfg_.attn_scale,
+                  cfg_.attn_softcap, attn.data());
   linear(w.wo, Weight{}, attn.data(), n, out);
   if (w.post_attn_norm.present()) rms_norm(out, w.post_attn_norm.f32(), out, n, cfg_.n_embd, cfg_.rms_eps);
 }
@@ -123,13 +124,14 @@ void Stage::shift_sequence(int32_t seq, int32_t p0, int32_t p1, int32_t delta) {
 
 void Stage::forward(float* hidden, const int32_t* seq, const int32_t* pos, int64_t n) {
   const std::vector<int32_t> cells = cache_.allocate(seq, pos, n);
+  VisibleCells visible(cache_.cell_seq(), cache_.cell_pos(), cache_.n_cells(), seq, n);
   const int64_t e = cfg_.n_embd;
   std::vector<float> normed(size_t(n * e)), delta(size_t(n * e));  // (n, n_embd) each
   try {
     for (int64_t l = 0; l < n_layers(); ++l) {
       const LayerWeights& w = weights_[size_t(l)];
       rms_norm(hidden, w.attn_norm.f32(), normed.data(), n, e, cfg_.rms_eps);
-      attention(l, normed.data(), cells, seq, pos, n, delta.data());
+      attention(l, normed.data(), cells, visible, seq, pos, n, delta.data());
       add_into(hidden, delta.data(), n * e);
       rms_norm(hidden, w.ffn_norm.f32(), normed.data(), n, e, cfg_.rms_eps);
       feed_forward(l, normed.data(), n, delta.data());

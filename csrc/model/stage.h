@@ -27,8 +27,8 @@ class Stage {
   int64_t n_layers() const { return int64_t(weights_.size()); }
 
  private:
-  void attention(int64_t layer, const float* x, const std::vector<int32_t>& cells, const int32_t* seq,
-                 const int32_t* pos, int64_t n, float* out);
+  void attention(int64_t layer, const float* x, const std::vector<int32_t>& cells, VisibleCells& visible,
+                 const int32_t* seq, const int32_t* pos, int64_t n, float* out);
   void feed_forward(int64_t layer, const float* x, int64_t n, float* out);
 
   BlockConfig cfg_;

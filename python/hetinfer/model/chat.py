@@ -14,10 +14,10 @@ def _logprob_entry(tokenizer, token_id: int, logprob: float) -> dict:
     return {"token": piece.decode("utf-8", errors="replace"), "logprob": logprob, "bytes": list(piece)}
 
 
-def logprobs_content(tokenizer, gen: Generation) -> list[dict]:
-    """OpenAI's choices[].logprobs.content for the generated tokens."""
+def logprobs_content(tokenizer, sampled: list) -> list[dict]:
+    """OpenAI's choices[].logprobs.content for sampled tokens (SampledToken list)."""
     out = []
-    for s in gen.logprobs:
+    for s in sampled:
         entry = _logprob_entry(tokenizer, s.id, s.logprob)
         entry["top_logprobs"] = [_logprob_entry(tokenizer, i, lp) for i, lp in s.top_logprobs]
         out.append(entry)
@@ -30,32 +30,43 @@ def usage(gen: Generation) -> dict:
 
 
 def completion(model_name: str, text: str, gen: Generation, tokenizer, want_logprobs: bool) -> dict:
+    ident, created = new_id("chatcmpl")
     return {
-        "id": f"chatcmpl-{uuid.uuid4().hex}",
+        "id": ident,
         "object": "chat.completion",
-        "created": int(time.time()),
+        "created": created,
         "model": model_name,
         "choices": [{
             "index": 0,
             "message": {"role": "assistant", "content": text},
-            "logprobs": {"content": logprobs_content(tokenizer, gen)} if want_logprobs else None,
+            "logprobs": {"content": logprobs_content(tokenizer, gen.logprobs)} if want_logprobs else None,
             "finish_reason": gen.finish_reason,
         }],
         "usage": usage(gen),
     }
 
 
+def chat_chunk(ident: str, created: int, model_name: str, delta: dict, finish: str | None,
+               logprobs: list[dict] | None = None) -> dict:
+    """One chat.completion.chunk; logprobs: content entries of the tokens in this chunk."""
+    choice = {"index": 0, "delta": delta, "finish_reason": finish}
+    if logprobs is not None:
+        choice["logprobs"] = {"content": logprobs}
+    return {"id": ident, "object": "chat.completion.chunk", "created": created, "model": model_name,
+            "choices": [choice]}
+
+
+def new_id(prefix: str) -> tuple[str, int]:
+    """A completion id and its creation time."""
+    return f"{prefix}-{uuid.uuid4().hex}", int(time.time())
+
+
 def chunks(model_name: str, pieces: Iterator[str], gen: Generation) -> Iterator[dict]:
     """chat.completion.chunk dicts: the role, one per text piece, then the finish reason with usage."""
-    ident, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
-
-    def chunk(delta: dict, finish: str | None) -> dict:
-        return {"id": ident, "object": "chat.completion.chunk", "created": created, "model": model_name,
-                "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
-
-    yield chunk({"role": "assistant", "content": ""}, None)
+    ident, created = new_id("chatcmpl")
+    yield chat_chunk(ident, created, model_name, {"role": "assistant", "content": ""}, None)
     for piece in pieces:
-        yield chunk({"content": piece}, None)
-    last = chunk({}, gen.finish_reason)
+        yield chat_chunk(ident, created, model_name, {"content": piece}, None)
+    last = chat_chunk(ident, created, model_name, {}, gen.finish_reason)
     last["usage"] = usage(gen)
     yield last

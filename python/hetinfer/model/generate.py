@@ -70,47 +70,70 @@ def _suffix_prefix_overlap(text: str, stop: str) -> int:
     return 0
 
 
+class SequenceDecoder:
+    """One sequence's generation after its prompt is in the KV cache: samples
+    from logits, streams text, and says which token to decode next. Model.generate
+    drives one; the server's engine drives one per slot, batched."""
+
+    def __init__(self, model, prompt_ids: Sequence[int], params: SamplingParams, max_tokens: int,
+                 stop: Sequence[str] = (), seq_id: int = 0, result: Generation | None = None,
+                 context_shift: bool = False):
+        self.model, self.seq_id, self.max_tokens, self.context_shift = model, seq_id, max_tokens, context_shift
+        self.result = result if result is not None else Generation()
+        self.result.prompt_tokens = len(prompt_ids)
+        self.sampler = Sampler(params, model.n_vocab)
+        self.stream = TextStream(stop)
+        self.history = list(prompt_ids)  # every token so far, for the penalties
+        self.n_past = len(prompt_ids)    # tokens in the KV cache
+        self.done = False
+        if max_tokens == 0:
+            self._finish("length")
+
+    def _finish(self, reason: str) -> str:
+        self.done, self.result.finish_reason = True, reason
+        return "" if reason == "stop" and self.stream.stopped else self.stream.flush()
+
+    def accept(self, logits) -> str:
+        """Samples the next token from logits (n_vocab,); returns the text it makes visible."""
+        tok = self.model.tokenizer
+        chosen = self.sampler.sample(logits, self.history)
+        if tok.is_eog(chosen.id):
+            return self._finish("stop")
+        self.result.tokens.append(chosen.id)
+        self.result.logprobs.append(chosen)
+        self.history.append(chosen.id)
+        piece = self.stream.push(tok.token_to_piece(chosen.id))
+        if self.stream.stopped:
+            return piece + self._finish("stop")
+        if len(self.result.tokens) >= self.max_tokens or (self.n_past >= self.model.n_ctx and not self.context_shift):
+            return piece + self._finish("length")
+        return piece
+
+    def next_input(self) -> tuple[int, int]:
+        """(token, position) to decode next: the token just sampled. When the
+        context is full it first drops the older half after BOS (context shift)."""
+        if self.n_past >= self.model.n_ctx:
+            self.n_past = self.model.shift_context(self.seq_id, self.n_past, n_keep=int(self.model.tokenizer.add_bos))
+        self.n_past += 1
+        return self.history[-1], self.n_past - 1
+
+
 def generate(model, prompt_ids: list[int], params: SamplingParams, max_tokens: int,
              stop: Sequence[str] = (), seq_id: int = 0, result: Generation | None = None,
              context_shift: bool = False) -> Iterator[str]:
     """Yields text pieces; fills ``result`` (tokens, logprobs, finish_reason) as it goes.
     With context_shift, a full context drops the older half of the tokens after
     BOS (llama.cpp's context shift) instead of ending the generation."""
-    result = result if result is not None else Generation()
-    result.prompt_tokens = len(prompt_ids)
-    tok = model.tokenizer
-    sampler = Sampler(params, model.n_vocab)
-    stream = TextStream(stop)
+    decoder = SequenceDecoder(model, prompt_ids, params, max_tokens, stop, seq_id, result, context_shift)
     model.remove_sequence(seq_id)
     try:
         logits = model.prefill(prompt_ids, seq_id)[0]
-        history = list(prompt_ids)  # every token so far, for the penalties
-        n_past = len(history)       # tokens in the KV cache
-        result.finish_reason = "length"
-        while len(result.tokens) < max_tokens:
-            chosen = sampler.sample(logits, history)
-            if tok.is_eog(chosen.id):
-                result.finish_reason = "stop"
-                break
-            result.tokens.append(chosen.id)
-            result.logprobs.append(chosen)
-            history.append(chosen.id)
-            piece = stream.push(tok.token_to_piece(chosen.id))
+        while not decoder.done:
+            piece = decoder.accept(logits)
             if piece:
                 yield piece
-            if stream.stopped:
-                result.finish_reason = "stop"
-                return
-            if len(result.tokens) == max_tokens:
-                break
-            if n_past >= model.n_ctx:  # no cell left for the token just sampled
-                if not context_shift:
-                    break
-                n_past = model.shift_context(seq_id, n_past, n_keep=int(tok.add_bos))
-            logits = model.prefill([chosen.id], seq_id, start=n_past)[0]
-            n_past += 1
-        rest = stream.flush()
-        if rest:
-            yield rest
+            if not decoder.done:
+                token, pos = decoder.next_input()
+                logits = model.prefill([token], seq_id, start=pos)[0]
     finally:
         model.remove_sequence(seq_id)

@@ -73,11 +73,20 @@ class Model:
         self._out_norm = require_tensor(self.file, "output_norm.weight").dequantize()
         prefetch(self.file, progress)
         self._stage = _core.Stage(self.config.block_config(), layer_specs(self.file, self.config, 0, self.config.n_layer),
-                                  self.n_ctx * self.n_parallel, k_type, v_type)
+                                  self.n_cells, k_type, v_type)
 
     @property
     def n_vocab(self) -> int:
         return self.config.n_vocab
+
+    @property
+    def n_cells(self) -> int:
+        """KV cache cells of all sequences together (n_ctx * n_parallel)."""
+        return self.n_ctx * self.n_parallel
+
+    @property
+    def used_cells(self) -> int:
+        return self._stage.used_cells
 
     @property
     def n_params(self) -> int:
@@ -213,9 +222,10 @@ class Model:
                            context_shift, ignore_eos)
         return pieces if stream else "".join(pieces)
 
-    def chat_prompt_ids(self, messages: list[dict]) -> list[int]:
-        """Token ids of messages rendered by the chat template, ready for a reply."""
-        prompt = self.chat_template.render(messages, add_generation_prompt=True)
+    def chat_prompt_ids(self, messages: list[dict], **template_vars) -> list[int]:
+        """Token ids of messages rendered by the chat template, ready for a reply.
+        template_vars (e.g. enable_thinking=False) become template variables."""
+        prompt = self.chat_template.render(messages, add_generation_prompt=True, **template_vars)
         bos = self.chat_template.bos_token
         if bos and prompt.startswith(bos) and self.tokenizer.add_bos:
             prompt = prompt[len(bos):]  # the tokenizer adds BOS itself: avoid a double BOS
