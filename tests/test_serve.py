@@ -16,7 +16,7 @@ import pytest
 
 openai = pytest.importorskip("openai")
 
-from serve_process import ServerProcess  # noqa: E402
+from hetinfer.testing.server import ServerProcess  # noqa: E402
 
 ALIAS = "gemma"
 PROMPTS = ["The capital of France is", "def fibonacci(n):", "Once upon a time", "1, 2, 3, 4,",
@@ -217,5 +217,46 @@ def test_api_keys(gemma_path, tmp_path):
         assert c.completions.create(model=name, prompt="Hi", max_tokens=2).usage.completion_tokens <= 2
         with pytest.raises(openai.AuthenticationError):
             openai.OpenAI(base_url=s.url + "/v1", api_key="bad", max_retries=0).models.list()
+    finally:
+        s.close()
+
+
+def test_several_models_and_tiers_from_models_toml(gemma_path, tmp_path):
+    from hetinfer.testing import write_model
+    tiny = write_model(tmp_path / "tiny.gguf", arch="llama", quant="Q8_0", seed=1)
+    cfg = tmp_path / "models.toml"
+    cfg.write_text(f"""
+[[model]]
+path = "{gemma_path}"
+alias = ["gemma"]
+parallel = 2
+ctx_size = 256
+
+[[model]]
+path = "{tiny}"
+alias = "tiny"
+parallel = 1
+ctx_size = 64
+
+[[tier]]
+name = "gemma-short"
+model = "gemma"
+temperature = 0.0
+max_tokens = 3
+""")
+    s = ServerProcess("--config", str(cfg))
+    try:
+        c = openai.OpenAI(base_url=s.url + "/v1", api_key="unused", max_retries=0)
+        assert sorted(m.id for m in c.models.list().data) == ["gemma", "gemma-short", "tiny"]
+        short = c.completions.create(model="gemma-short", prompt="Once upon a time")
+        assert short.usage.completion_tokens == 3 and short.model == "gemma-short"
+        greedy = c.completions.create(model="gemma", prompt="Once upon a time", max_tokens=3, temperature=0)
+        assert short.choices[0].text == greedy.choices[0].text
+        assert c.completions.create(model="tiny", prompt=[1, 2, 3], max_tokens=2).usage.completion_tokens <= 2
+        r = _post(s, "/v1/completions", {"prompt": "hi"})
+        assert r.status_code == 400 and r.json()["error"]["param"] == "model"
+        health = httpx.get(s.url + "/health").json()
+        assert health["status"] == "ok" and set(health["models"]) == {"gemma", "tiny"}
+        assert set(httpx.get(s.url + "/slots").json()) == {"gemma", "tiny"}
     finally:
         s.close()

@@ -193,10 +193,18 @@ def build_parser() -> argparse.ArgumentParser:
     dev = sub.add_parser("devices", help="list the devices hetinfer can use",
                          description="List devices with what they support, and why unavailable ones are not.")
     dev.set_defaults(func=cmd_devices)
+
+    srv = sub.add_parser("serve", add_help=False, help="run the OpenAI-compatible server "
+                                                       "(same flags as python -m hetinfer.serve; serve --help)")
+    srv.add_argument("serve_args", nargs=argparse.REMAINDER)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["serve"]:  # the server parses its own flags (and its own --help)
+        from .serve import main as serve_main
+        return serve_main(argv[1:])
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)

@@ -1,4 +1,5 @@
-"""A real `python -m hetinfer.serve` on a loopback port, for the server tests."""
+"""A real `python -m hetinfer.serve` in a child process on a free loopback port,
+for the server tests and the load benchmark."""
 
 from __future__ import annotations
 
@@ -18,6 +19,8 @@ def free_port() -> int:
 
 
 class ServerProcess:
+    """Starts the server with args and waits for /health to say ready; close() stops it."""
+
     def __init__(self, *args: str, env: dict | None = None, wait: bool = True):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
