@@ -167,5 +167,22 @@ inline KScalesV kscales(const block_q6_K& b) {
   return make_kscales(sc, _mm256_setzero_si256(), _cvtsh_ss(b.d), 0.0f);
 }
 
+// ---- activation rows in groups ----------------------------------------------
+
+constexpr int kCols = 4;  // activation rows per pass over weights (accumulators stay in registers)
+
+// Runs the NC-column body for full groups of kCols, then the remainder.
+template <typename Body>
+inline void for_column_groups(int64_t n, Body&& body) {
+  int64_t i = 0;
+  for (; i + kCols <= n; i += kCols) body(i, std::integral_constant<int, kCols>{});
+  switch (n - i) {
+    case 1: body(i, std::integral_constant<int, 1>{}); break;
+    case 2: body(i, std::integral_constant<int, 2>{}); break;
+    case 3: body(i, std::integral_constant<int, 3>{}); break;
+    default: break;
+  }
+}
+
 }  // namespace avx2
 }  // namespace hi

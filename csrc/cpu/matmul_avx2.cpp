@@ -21,8 +21,6 @@ namespace {
 
 using namespace avx2;
 
-constexpr int kCols = 4;  // activation rows per pass over a weight row
-
 inline float hsum(__m256 v) {
   __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
   s = _mm_add_ps(s, _mm_movehl_ps(s, s));
@@ -179,19 +177,6 @@ void float_row(Tag tag, const MatmulArgs& a, const uint8_t* wr, int64_t r, int64
   }
 }
 
-// Runs the NC-column body for full groups of kCols, then the remainder.
-template <typename Body>
-void for_column_groups(int64_t n, Body&& body) {
-  int64_t i = 0;
-  for (; i + kCols <= n; i += kCols) body(i, std::integral_constant<int, kCols>{});
-  switch (n - i) {
-    case 1: body(i, std::integral_constant<int, 1>{}); break;
-    case 2: body(i, std::integral_constant<int, 2>{}); break;
-    case 3: body(i, std::integral_constant<int, 3>{}); break;
-    default: break;
-  }
-}
-
 template <typename Tag>
 void float_rows(Tag tag, const MatmulArgs& a, int64_t r0, int64_t r1) {
   for (int64_t r = r0; r < r1; ++r) {
@@ -206,6 +191,7 @@ void rows_any(BF16Tag t, const MatmulArgs& a, int64_t r0, int64_t r1) { float_ro
 template <typename Block>
 void rows_any(Block, const MatmulArgs& a, int64_t r0, int64_t r1) {
   thread_local UnpackedRow unpacked;  // reused across calls: no allocation per row
+  if (a.n > kCols) r0 = matmul_tiles_avx2(a, r0, r1);
   for (int64_t r = r0; r < r1; ++r) {
     const Block* wr = reinterpret_cast<const Block*>(a.w + size_t(r) * a.row_stride);
     if (a.n <= kCols) {
