@@ -188,13 +188,19 @@ void rows_any(F32Tag t, const MatmulArgs& a, int64_t r0, int64_t r1) { float_row
 void rows_any(F16Tag t, const MatmulArgs& a, int64_t r0, int64_t r1) { float_rows(t, a, r0, r1); }
 void rows_any(BF16Tag t, const MatmulArgs& a, int64_t r0, int64_t r1) { float_rows(t, a, r0, r1); }
 
+// Up to this many activation rows, each group of kCols rows streams the
+// weights again, unpacking as it goes: a few rows (a server step decoding one
+// token for each of several slots) are bound by reading the weights, and
+// re-reading them costs less than unpacking rows into a buffer or tiling.
+constexpr int64_t kDirectMaxRows = 8;
+
 template <typename Block>
 void rows_any(Block, const MatmulArgs& a, int64_t r0, int64_t r1) {
   thread_local UnpackedRow unpacked;  // reused across calls: no allocation per row
-  if (a.n > kCols) r0 = matmul_tiles_avx2(a, r0, r1);
+  if (a.n > kDirectMaxRows) r0 = matmul_tiles_avx2(a, r0, r1);
   for (int64_t r = r0; r < r1; ++r) {
     const Block* wr = reinterpret_cast<const Block*>(a.w + size_t(r) * a.row_stride);
-    if (a.n <= kCols) {
+    if (a.n <= kDirectMaxRows) {
       const DirectSource<Block> src{wr};
       for_column_groups(a.n, [&](int64_t i0, auto nc) { quant_row<Block, decltype(nc)::value>(a, src, r, i0); });
     } else {
