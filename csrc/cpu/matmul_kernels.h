@@ -29,7 +29,7 @@ template <> inline const ActBlockK* activations<ActBlockK>(const MatmulArgs& a) 
 // Computes y[:, r0:r1].
 void matmul_rows_scalar(const MatmulArgs& a, int64_t r0, int64_t r1);
 void matmul_rows_avx2(const MatmulArgs& a, int64_t r0, int64_t r1);
-// Prefill tiles of eight rows for the 32-value block types (matmul_avx2_tiles.cpp):
+// Prefill tiles of eight rows for the quantised block types (matmul_avx2_tiles.cpp):
 // computes y[:, r0:r] for the largest r <= r1 it can and returns r (r0 for other types).
 int64_t matmul_tiles_avx2(const MatmulArgs& a, int64_t r0, int64_t r1);
 
