@@ -26,21 +26,31 @@ struct SoftmaxState {
   float* acc;  // (d_v,) running sum of p * v
 };
 
-// Work shared by the n_rep query heads of one (token, KV head) pair.
+// Query tokens of one sequence whose visible cells start at the same cell
+// (every token of a prompt, without a sliding window) share each tile's V
+// rows, dequantised once per tile instead of once per token.
+constexpr int64_t kGroup = 8;
+
+// One token of a group: each token sees a prefix of the group's cells.
+struct GroupQuery {
+  const float* q;   // (n_rep, d_k) its query heads for this KV head
+  float* out;       // (n_rep, d_v)
+  int64_t n_cells;  // how many of the group's cells it sees
+};
+
+// What the tokens of a group share for one KV head g.
 struct HeadGroup {
-  const int32_t* cells;  // (n,) the cells this token sees, in position order
+  const int32_t* cells;  // the group's cells in position order
   const KVView &k, &v;
-  int64_t n_cells;
   float scale, softcap;
   int64_t g, n_rep;
-  const float* q;  // (n_rep, d_k)
 };
 
 // scores (n_rep, n) = q (n_rep, d_k) . K[cells[0 .. n], g]^T, through the matmul
 // row kernels, one call per run of consecutive cells (each row's dot product
 // does not depend on the run it is part of).
-void score_tile(const HeadGroup& hg, const std::vector<ActBlock>& q8, const int32_t* cells, int64_t n,
-                float* scores) {
+void score_tile(const HeadGroup& hg, const float* q, const std::vector<ActBlock>& q8, const int32_t* cells,
+                int64_t n, float* scores) {
   const size_t head_bytes = row_bytes(hg.k.type, hg.k.head_dim);
   const auto kernel = kernel_path() == KernelPath::Avx2 ? matmul_rows_avx2 : matmul_rows_scalar;
   for (int64_t r0 = 0, r1; r0 < n; r0 = r1) {
@@ -51,7 +61,7 @@ void score_tile(const HeadGroup& hg, const std::vector<ActBlock>& q8, const int3
                  hg.k.head_dim,
                  q8.empty() ? nullptr : q8.data(),
                  nullptr,
-                 hg.q,
+                 q,
                  hg.n_rep,
                  scores + r0,
                  n};
@@ -59,53 +69,69 @@ void score_tile(const HeadGroup& hg, const std::vector<ActBlock>& q8, const int3
   }
 }
 
-void attend_group(const HeadGroup& hg, float* out /* (n_rep, d_v) */) {
-  const int64_t d_v = hg.v.head_dim;
-  const size_t v_head_bytes = row_bytes(hg.v.type, d_v);
-  std::vector<ActBlock> q8;  // (n_rep, d_k/32) when K is block-quantised
-  if (qtype_info(hg.k.type).block_values == QK) {
-    q8.resize(size_t(hg.n_rep * hg.k.head_dim / QK));
-    for (int64_t j = 0; j < hg.n_rep; ++j)
-      quantize_activations(hg.q + j * hg.k.head_dim, q8.data() + j * (hg.k.head_dim / QK), hg.k.head_dim);
+// Folds one tile into a query head's online softmax: scores (n,) of the
+// tile's cells, v_tile (n, d_v) their values.
+void fold_tile(SoftmaxState& s, float* sc, int64_t n, const float* v_tile, int64_t d_v, float scale,
+               float softcap) {
+  float tile_max = -std::numeric_limits<float>::infinity();
+  for (int64_t c = 0; c < n; ++c) {
+    sc[c] *= scale;
+    if (softcap > 0.0f) sc[c] = softcap * std::tanh(sc[c] / softcap);
+    tile_max = std::max(tile_max, sc[c]);
   }
-  std::vector<float> scores(size_t(hg.n_rep * kTile));  // (n_rep, tile)
-  std::vector<float> v_tile(static_cast<size_t>(kTile * d_v));  // (tile, d_v) dequantised V rows
-  std::fill(out, out + hg.n_rep * d_v, 0.0f);
-  std::vector<SoftmaxState> st(size_t(hg.n_rep));
-  for (int64_t j = 0; j < hg.n_rep; ++j) st[size_t(j)].acc = out + j * d_v;
+  const float new_max = std::max(s.max, tile_max);
+  const float correction = std::exp(s.max - new_max);  // 0 on the first visible tile
+  s.sum *= correction;
+  for (int64_t i = 0; i < d_v; ++i) s.acc[i] *= correction;
+  for (int64_t c = 0; c < n; ++c) {
+    const float p = std::exp(sc[c] - new_max);
+    s.sum += p;
+    const float* vr = v_tile + c * d_v;
+    for (int64_t i = 0; i < d_v; ++i) s.acc[i] += p * vr[i];
+  }
+  s.max = new_max;
+}
 
-  for (int64_t c0 = 0; c0 < hg.n_cells; c0 += kTile) {
-    const int64_t n = std::min(kTile, hg.n_cells - c0);
+// Attention of a group's tokens for KV head g. Each token gets exactly the
+// arithmetic it would get alone: tiles of its own cells counted from the
+// same first cell, its last tile cut at its own end.
+void attend_group(const HeadGroup& hg, const GroupQuery* queries, int64_t n_queries) {
+  const int64_t d_v = hg.v.head_dim, d_k = hg.k.head_dim, n_rep = hg.n_rep;
+  const size_t v_head_bytes = row_bytes(hg.v.type, d_v);
+  const bool block_k = qtype_info(hg.k.type).block_values == QK;
+  std::vector<std::vector<ActBlock>> q8(static_cast<size_t>(n_queries));  // per token (n_rep, d_k/32) when K is block-quantised
+  std::vector<SoftmaxState> st(size_t(n_queries * n_rep));  // per (token, query head)
+  int64_t n_cells = 0;                                       // cells of the group's longest token
+  for (int64_t t = 0; t < n_queries; ++t) {
+    const GroupQuery& gq = queries[t];
+    n_cells = std::max(n_cells, gq.n_cells);
+    if (block_k) {
+      q8[size_t(t)].resize(size_t(n_rep * d_k / QK));
+      for (int64_t j = 0; j < n_rep; ++j)
+        quantize_activations(gq.q + j * d_k, q8[size_t(t)].data() + j * (d_k / QK), d_k);
+    }
+    std::fill(gq.out, gq.out + n_rep * d_v, 0.0f);
+    for (int64_t j = 0; j < n_rep; ++j) st[size_t(t * n_rep + j)].acc = gq.out + j * d_v;
+  }
+  std::vector<float> scores(size_t(n_rep * kTile));       // (n_rep, tile)
+  std::vector<float> v_tile(size_t(kTile * d_v));         // (tile, d_v) dequantised V rows
+  for (int64_t c0 = 0; c0 < n_cells; c0 += kTile) {
+    const int64_t n = std::min(kTile, n_cells - c0);
     const int32_t* tile = hg.cells + c0;  // (n,)
-    score_tile(hg, q8, tile, n, scores.data());
     for (int64_t c = 0; c < n; ++c)
       dequantize_serial(hg.v.type, hg.v.data + (size_t(tile[c]) * size_t(hg.v.n_head_kv) + size_t(hg.g)) * v_head_bytes,
                         v_tile.data() + c * d_v, d_v);
-    for (int64_t j = 0; j < hg.n_rep; ++j) {
-      SoftmaxState& s = st[size_t(j)];
-      float* sc = scores.data() + j * n;
-      float tile_max = -std::numeric_limits<float>::infinity();
-      for (int64_t c = 0; c < n; ++c) {
-        sc[c] *= hg.scale;
-        if (hg.softcap > 0.0f) sc[c] = hg.softcap * std::tanh(sc[c] / hg.softcap);
-        tile_max = std::max(tile_max, sc[c]);
-      }
-      const float new_max = std::max(s.max, tile_max);
-      const float correction = std::exp(s.max - new_max);  // 0 on the first visible tile
-      s.sum *= correction;
-      for (int64_t i = 0; i < d_v; ++i) s.acc[i] *= correction;
-      for (int64_t c = 0; c < n; ++c) {
-        const float p = std::exp(sc[c] - new_max);
-        s.sum += p;
-        const float* vr = v_tile.data() + c * d_v;
-        for (int64_t i = 0; i < d_v; ++i) s.acc[i] += p * vr[i];
-      }
-      s.max = new_max;
+    for (int64_t t = 0; t < n_queries; ++t) {
+      const int64_t m = std::min(n, queries[t].n_cells - c0);  // this token's share of the tile
+      if (m <= 0) continue;
+      score_tile(hg, queries[t].q, q8[size_t(t)], tile, m, scores.data());
+      for (int64_t j = 0; j < n_rep; ++j)
+        fold_tile(st[size_t(t * n_rep + j)], scores.data() + j * m, m, v_tile.data(), d_v, hg.scale, hg.softcap);
     }
   }
-  for (int64_t j = 0; j < hg.n_rep; ++j)
-    if (st[size_t(j)].sum > 0.0f)
-      for (int64_t i = 0; i < d_v; ++i) st[size_t(j)].acc[i] /= st[size_t(j)].sum;
+  for (const SoftmaxState& s : st)
+    if (s.sum > 0.0f)
+      for (int64_t i = 0; i < d_v; ++i) s.acc[i] /= s.sum;
 }
 
 }  // namespace
@@ -160,12 +186,23 @@ void flash_attention(const float* q, int64_t n_q, int64_t n_head, const KVView& 
   row_bytes(k.type, k.head_dim);  // validates head sizes against the block size
   row_bytes(v.type, v.head_dim);
   const int64_t n_rep = n_head / k.n_head_kv;
-  parallel_ranges(cpu_pool(), n_q * k.n_head_kv, 1, [&](int64_t p0, int64_t p1) {
+  std::vector<int64_t> first;  // (n_groups + 1,) first token of each group of consecutive tokens sharing a start
+  for (int64_t t = 0; t < n_q; ++t)
+    if (first.empty() || t - first.back() == kGroup || cells.begin(t) != cells.begin(first.back())) first.push_back(t);
+  first.push_back(n_q);
+  const int64_t n_groups = int64_t(first.size()) - 1;
+  parallel_ranges(cpu_pool(), n_groups * k.n_head_kv, 1, [&](int64_t p0, int64_t p1) {
+    GroupQuery queries[kGroup];
     for (int64_t p = p0; p < p1; ++p) {
-      const int64_t t = p / k.n_head_kv, g = p % k.n_head_kv;
-      const HeadGroup hg{cells.cells() + cells.begin(t), k, v, cells.end(t) - cells.begin(t), scale, softcap, g,
-                         n_rep, q + (t * n_head + g * n_rep) * k.head_dim};
-      attend_group(hg, out + (t * n_head + g * n_rep) * v.head_dim);
+      const int64_t grp = p / k.n_head_kv, g = p % k.n_head_kv, t0 = first[size_t(grp)];
+      const int64_t count = first[size_t(grp) + 1] - t0;
+      for (int64_t i = 0; i < count; ++i) {
+        const int64_t t = t0 + i;
+        queries[i] = {q + (t * n_head + g * n_rep) * k.head_dim, out + (t * n_head + g * n_rep) * v.head_dim,
+                      cells.end(t) - cells.begin(t)};
+      }
+      const HeadGroup hg{cells.cells() + cells.begin(t0), k, v, scale, softcap, g, n_rep};
+      attend_group(hg, queries, count);
     }
   });
 }
