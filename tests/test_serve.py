@@ -132,6 +132,8 @@ def test_prompt_over_the_context(server):
     assert r.status_code == 400 and r.json()["error"]["code"] == "context_length_exceeded"
     r = _post(server, "/v1/completions", {"prompt": [5, 10_000_000]})
     assert r.status_code == 400 and "vocabulary" in r.json()["error"]["message"]
+    r = _post(server, "/v1/completions", {"prompt": [5, 10 ** 30]})  # past int64: still a 400, not a 500
+    assert r.status_code == 400 and r.json()["error"]["param"] == "prompt"
 
 
 def test_wrong_method_and_path_are_json_errors(server):

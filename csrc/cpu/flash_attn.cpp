@@ -1,7 +1,6 @@
 #include "flash_attn.h"
 
 #include <algorithm>
-#include <climits>
 #include <cmath>
 #include <limits>
 #include <stdexcept>
@@ -168,7 +167,7 @@ void VisibleCells::select(const int32_t* q_seq, const int32_t* q_pos, int32_t wi
     }
     const auto first = pos_.begin() + run->first, last = pos_.begin() + run->last;
     // Visible positions: (q_pos - window, q_pos], or everything up to q_pos without a window.
-    const int64_t lowest = window > 0 ? int64_t(q_pos[t]) - window + 1 : INT64_MIN;
+    const int64_t lowest = window > 0 ? int64_t(q_pos[t]) - window + 1 : std::numeric_limits<int64_t>::min();
     begin_[t] = std::lower_bound(first, last, lowest, [](int32_t p, int64_t v) { return p < v; }) - pos_.begin();
     end_[t] = std::upper_bound(first, last, int64_t(q_pos[t]), [](int64_t v, int32_t p) { return v < p; }) -
               pos_.begin();

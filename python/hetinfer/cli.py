@@ -194,9 +194,9 @@ def build_parser() -> argparse.ArgumentParser:
                          description="List devices with what they support, and why unavailable ones are not.")
     dev.set_defaults(func=cmd_devices)
 
-    srv = sub.add_parser("serve", add_help=False, help="run the OpenAI-compatible server "
-                                                       "(same flags as python -m hetinfer.serve; serve --help)")
-    srv.add_argument("serve_args", nargs=argparse.REMAINDER)
+    # Listed for --help only: main() hands `hetinfer serve ...` to the server's own parser.
+    sub.add_parser("serve", add_help=False, help="run the OpenAI-compatible server "
+                                                 "(same flags as python -m hetinfer.serve; serve --help)")
     return p
 
 

@@ -100,6 +100,13 @@ def _check_logit_bias(bias: object) -> None:
             raise ValueError(f"logit_bias[{tid}] must be a number or -inf, got {value!r}")
 
 
+def check_logit_bias_ids(params: SamplingParams, n_vocab: int) -> None:
+    """Raises ValueError naming the first logit_bias id outside [0, n_vocab)."""
+    bad = [t for t in params.logit_bias or {} if not 0 <= t < n_vocab]
+    if bad:
+        raise ValueError(f"logit_bias token id {bad[0]} is outside the vocabulary [0, {n_vocab})")
+
+
 def _check_type(name: str, value: object, kind: type) -> None:
     # bool is an int to Python, never a sampling setting.
     wanted = numbers.Integral if kind is int else numbers.Real
@@ -133,10 +140,8 @@ class Sampler:
             raise ValueError(f"n_vocab must be a positive integer, got {n_vocab!r}")
         self.params, self.n_vocab = params, int(n_vocab)
         self._rng = np.random.default_rng(params.seed)
+        check_logit_bias_ids(params, int(n_vocab))
         bias = params.logit_bias or {}
-        bad = [t for t in bias if not 0 <= t < n_vocab]
-        if bad:
-            raise ValueError(f"logit_bias token id {bad[0]} is outside the vocabulary [0, {n_vocab})")
         self._bias_ids = np.fromiter(bias.keys(), np.int64, len(bias))       # (n_bias,)
         self._bias_vals = np.fromiter(bias.values(), np.float32, len(bias))  # (n_bias,)
 

@@ -10,7 +10,7 @@ import numpy as np
 
 from .. import _core, quants
 from ..chat_template import ChatTemplate
-from ..sampling import SamplingParams
+from ..sampling import SamplingParams, check_logit_bias_ids
 from ..tokenizer import Tokenizer
 from . import chat as chat_format
 from .generate import Generation, generate
@@ -96,7 +96,8 @@ class Model:
     def size_bytes(self) -> int:
         return sum(t.nbytes for t in self.file.tensors.values())
 
-    def _check_tokens(self, tokens) -> np.ndarray:
+    def check_tokens(self, tokens) -> np.ndarray:
+        """tokens as int32 ids; TypeError/ValueError naming a bad one."""
         ids = np.asarray(tokens)
         if ids.ndim != 1 or not np.issubdtype(ids.dtype, np.integer):
             raise TypeError("tokens must be a 1-D sequence of ints")
@@ -127,7 +128,7 @@ class Model:
     def prefill(self, tokens, seq_id: int = 0, start: int = 0, *, all_logits: bool = False) -> np.ndarray:
         """Appends tokens to sequence ``seq_id`` from position ``start``, in chunks
         of n_batch. Returns logits of every token (all_logits) or of the last (1, n_vocab)."""
-        ids = self._check_tokens(tokens)
+        ids = self.check_tokens(tokens)
         if ids.size == 0:
             raise ValueError("prefill needs at least one token")
         if start + ids.size > self.n_ctx:
@@ -189,14 +190,18 @@ class Model:
 
     def detokenize(self, ids: Sequence[int]) -> str:
         """Text of token ids."""
-        return self.tokenizer.decode([int(i) for i in self._check_tokens(list(ids))])
+        return self.tokenizer.decode([int(i) for i in self.check_tokens(list(ids))])
 
-    def _sampling(self, sampling: dict, ignore_eos: bool) -> SamplingParams:
-        sampling.setdefault("seed", self.seed)
-        if ignore_eos:  # llama.cpp's ignore_eos: end-of-generation tokens are never sampled
-            sampling["logit_bias"] = {**(sampling.get("logit_bias") or {}),
-                                      **{t: -np.inf for t in self.tokenizer.eog_ids}}
-        return SamplingParams(**sampling)
+    def sampling_params(self, sampling: dict, ignore_eos: bool = False) -> SamplingParams:
+        """SamplingParams of keyword arguments, checked against this model's
+        vocabulary; the model's seed is the default. ignore_eos (llama.cpp's)
+        bans the end-of-generation tokens through logit_bias."""
+        kwargs = {"seed": self.seed, **sampling}
+        if ignore_eos:
+            kwargs["logit_bias"] = {**(kwargs.get("logit_bias") or {}), **{t: -np.inf for t in self.tokenizer.eog_ids}}
+        params = SamplingParams(**kwargs)
+        check_logit_bias_ids(params, self.n_vocab)
+        return params
 
     def _run(self, prompt_ids: list[int], max_tokens: int, stop, sampling: dict, gen: Generation,
              context_shift: bool = False, ignore_eos: bool = False) -> Iterator[str]:
@@ -207,7 +212,7 @@ class Model:
             raise TypeError("stop must be a string or a list of strings")
         if len(prompt_ids) > self.n_ctx:
             raise ValueError(f"the prompt has {len(prompt_ids)} tokens; the context holds {self.n_ctx} (n_ctx)")
-        return generate(self, prompt_ids, self._sampling(sampling, ignore_eos), max_tokens, stops, result=gen,
+        return generate(self, prompt_ids, self.sampling_params(sampling, ignore_eos), max_tokens, stops, result=gen,
                         context_shift=bool(context_shift))
 
     def generate(self, prompt: str, *, max_tokens: int = 128, stop: str | Sequence[str] | None = None,

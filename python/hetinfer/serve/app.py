@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import hmac
 import json
-import math
 from collections.abc import AsyncIterator
 
 from starlette.applications import Starlette
@@ -29,8 +28,8 @@ from .engine import Event, Job, QueueFull
 from .metrics import ServerMetrics
 from .registry import Registry, ServedModel
 from .options import Tier
-from .requests import (ApiError, GenerationRequest, chat_request, completion_request, detokenize_request, parse_json,
-                       tokenize_request)
+from .requests import (ApiError, GenerationRequest, chat_request, completion_request, detokenize_request, invalid,
+                       parse_json, tokenize_request)
 from .responses import model_entry, text_chunk, text_completion, text_logprobs, usage_chunk
 
 OPEN_PATHS = ("/health",)  # answered without an API key
@@ -81,8 +80,10 @@ class Routes:
         template_vars = _template_vars(body, tier)
         try:
             ids = await run_in_threadpool(served.engine.model.chat_prompt_ids, messages, **template_vars)
-        except (ChatTemplateError, TypeError, ValueError) as e:
+        except ChatTemplateError as e:
             raise ApiError(400, f"cannot apply the chat template: {e}", param="messages") from None
+        except (TypeError, ValueError) as e:  # a message the template's checks refuse
+            raise invalid(e) from None
         return await self._generate(request, served, tier, req, ids, chat=True)
 
     async def completions(self, request: Request) -> Response:
@@ -92,11 +93,10 @@ class Routes:
         if isinstance(prompt, str):
             ids = await run_in_threadpool(model.tokenize, prompt, True, True)
         else:
-            bad = [t for t in prompt if not 0 <= t < model.n_vocab]
-            if bad:
-                raise ApiError(400, f"token id {bad[0]} is outside the vocabulary [0, {model.n_vocab})",
-                               param="prompt")
-            ids = prompt
+            try:
+                ids = model.check_tokens(prompt).tolist()
+            except (TypeError, ValueError) as e:
+                raise ApiError(400, str(e), param="prompt") from None
         return await self._generate(request, served, tier, req, ids, chat=False)
 
     async def _generate(self, request: Request, served: ServedModel, tier: Tier | None, req: GenerationRequest,
@@ -111,12 +111,10 @@ class Routes:
             req.sampling = {**tier.sampling, **req.sampling}
             if req.max_tokens is None:
                 req.max_tokens = tier.max_tokens
-        ban_eog = {t: -math.inf for t in model.tokenizer.eog_ids} if req.ignore_eos else None
-        params = req.sampling_params(ban_eog)
-        outside = [t for t in params.logit_bias or {} if not 0 <= t < model.n_vocab]
-        if outside:
-            raise ApiError(400, f"logit_bias token id {outside[0]} is outside the vocabulary [0, {model.n_vocab})",
-                           param="logit_bias")
+        try:
+            params = model.sampling_params(req.sampling_kwargs(), req.ignore_eos)
+        except (TypeError, ValueError) as e:
+            raise invalid(e) from None
         # No limit: until the context is full, or one slot's context more when it shifts.
         max_tokens = req.max_tokens if req.max_tokens is not None else model.n_ctx
         loop = asyncio.get_running_loop()

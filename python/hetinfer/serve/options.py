@@ -72,7 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
     a("--alias", default=_env("ALIAS"), help="name clients use for the model (comma-separated for several); "
                                              "default: the file name without .gguf [HETINFER_ALIAS]")
     a("-c", "--ctx-size", type=int, default=int(_env("CTX_SIZE", 4096)),
-      help="context of EACH slot in tokens: the KV cache holds ctx-size x parallel tokens (default: %(default)s) [HETINFER_CTX_SIZE]")
+      help="context of EACH slot in tokens: the KV cache holds ctx-size x parallel tokens "
+           "(default: %(default)s) [HETINFER_CTX_SIZE]")
     a("-np", "--parallel", type=int, default=int(_env("PARALLEL", 4)),
       help="slots: requests generated at once, batched together each step (default: %(default)s) [HETINFER_PARALLEL]")
     a("-b", "--batch-size", type=int, default=int(_env("BATCH_SIZE", 512)),
@@ -89,9 +90,11 @@ def build_parser() -> argparse.ArgumentParser:
       help="when a slot's context is full, drop the older half and go on; otherwise generation stops "
            "there (finish_reason length) [HETINFER_CONTEXT_SHIFT]")
     a("--queue-size", type=int, default=int(_env("QUEUE_SIZE", 64)),
-      help="requests that may wait for a slot; more get 503 with Retry-After (default: %(default)s) [HETINFER_QUEUE_SIZE]")
+      help="requests that may wait for a slot; more get 503 with Retry-After "
+           "(default: %(default)s) [HETINFER_QUEUE_SIZE]")
     a("--host", default=_env("HOST", "127.0.0.1"), help="address to listen on (default: %(default)s) [HETINFER_HOST]")
-    a("--port", type=int, default=int(_env("PORT", 8080)), help="port to listen on (default: %(default)s) [HETINFER_PORT]")
+    a("--port", type=int, default=int(_env("PORT", 8080)),
+      help="port to listen on (default: %(default)s) [HETINFER_PORT]")
     a("--api-key", default=_env("API_KEY"),
       help="require 'Authorization: Bearer KEY' (comma-separated for several keys) [HETINFER_API_KEY]")
     a("--api-key-file", default=_env("API_KEY_FILE"), help="file with one API key per line [HETINFER_API_KEY_FILE]")
@@ -194,5 +197,6 @@ def _tier_table(table: dict, where: str) -> Tier:
         raise ValueError(f"{where}: reasoning must be true or false")
     unknown = set(t) - _TIER_SAMPLING
     if unknown:
-        raise ValueError(f"{where}: unknown keys {sorted(unknown)} (sampling keys: {', '.join(sorted(_TIER_SAMPLING))})")
+        raise ValueError(f"{where}: unknown keys {sorted(unknown)} "
+                         f"(sampling keys: {', '.join(sorted(_TIER_SAMPLING))})")
     return Tier(name=name, model=model, sampling=t, max_tokens=max_tokens, reasoning=reasoning)

@@ -101,7 +101,8 @@ class Registry:
             raise ApiError(404, f"the model {name!r} does not exist (GET /v1/models lists them)", param="model",
                            code="model_not_found")
         if model.state == "loading":
-            raise ApiError(503, f"model {model.name} is loading", type="unavailable_error", headers={"Retry-After": "5"})
+            raise ApiError(503, f"model {model.name} is loading", type="unavailable_error",
+                           headers={"Retry-After": "5"})
         if model.state == "failed":
             raise ApiError(503, f"model {model.name} failed to load: {model.error}", type="unavailable_error")
         return model, tier

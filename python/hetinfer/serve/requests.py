@@ -8,7 +8,7 @@ import math
 import numbers
 from dataclasses import dataclass, field
 
-from ..sampling import MAX_LOGPROBS, SamplingParams
+from ..sampling import MAX_LOGPROBS
 
 
 class ApiError(Exception):
@@ -26,6 +26,15 @@ class ApiError(Exception):
 
 def bad(param: str | None, message: str, code: str | None = None) -> ApiError:
     return ApiError(400, message, param=param, code=code)
+
+
+def invalid(e: Exception) -> ApiError:
+    """A 400 for a TypeError/ValueError of the library. Its messages start with
+    what they name ("top_p must be ...", "messages[0]['content'][0] must be ..."),
+    which becomes the param in OpenAI's dotted form (messages[0].content[0])."""
+    words = str(e).split()
+    param = words[0].replace("['", ".").replace("']", "") if words else None
+    return bad(param, str(e))
 
 
 def parse_json(raw: bytes) -> dict:
@@ -91,14 +100,9 @@ class GenerationRequest:
     logprobs: int | None = None  # top-n alternatives to report; None reports no logprobs
     ignore_eos: bool = False
 
-    def sampling_params(self, extra_bias: dict | None = None) -> SamplingParams:
-        kwargs = dict(self.sampling, logprobs=self.logprobs)
-        if extra_bias:
-            kwargs["logit_bias"] = {**(kwargs.get("logit_bias") or {}), **extra_bias}
-        try:
-            return SamplingParams(**kwargs)
-        except (TypeError, ValueError) as e:
-            raise bad(str(e).split()[0], str(e)) from None
+    def sampling_kwargs(self) -> dict:
+        """Keyword arguments of SamplingParams (Model.sampling_params builds and checks them)."""
+        return {**self.sampling, "logprobs": self.logprobs}
 
 
 def _stop(body: dict) -> list[str]:
@@ -185,24 +189,11 @@ def _messages(messages) -> list[dict]:
         role = m.get("role")
         if role not in ROLES:
             raise bad(f"{where}.role", f"{where}.role must be one of {', '.join(sorted(ROLES))}, got {role!r}")
+        # Content stays as sent (string or text parts): the chat template checks and joins it.
+        content = m.get("content")
         out.append({**m, "role": "system" if role == "developer" else role,
-                    "content": _content(m.get("content"), f"{where}.content")})
+                    "content": "" if content is None else content})
     return out
-
-
-def _content(content, where: str) -> str:
-    """Message content as text: a string, null, or a list of text parts."""
-    if content is None or isinstance(content, str):
-        return content or ""
-    if not isinstance(content, list):
-        raise bad(where, f"{where} must be a string or a list of content parts")
-    texts = []
-    for j, part in enumerate(content):
-        if not isinstance(part, dict) or part.get("type") != "text" or not isinstance(part.get("text"), str):
-            kind = part.get("type") if isinstance(part, dict) else type(part).__name__
-            raise bad(f"{where}[{j}]", f"{where}[{j}]: only text parts are supported, got {kind!r}")
-        texts.append(part["text"])
-    return "\n".join(texts)
 
 
 def completion_request(body: dict) -> tuple[GenerationRequest, str | list[int]]:
