@@ -1,6 +1,7 @@
-// Bindings of the decoder stage (csrc/model) and the embedding lookup. Weights
-// arrive from Python as (type_id, uint8 array, rows, cols) views of the GGUF
-// mapping; the stage object keeps those arrays alive as long as it lives.
+// Bindings of devices (csrc/device), the decoder stage, the embedding lookup
+// and the output head (csrc/model). Weights arrive from Python as (type_id,
+// uint8 array, rows, cols) views of the GGUF mapping; each object keeps the
+// arrays it points into alive as long as it lives.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
@@ -8,8 +9,8 @@
 #include <memory>
 #include <string>
 
-#include "cpu/dequantize.h"
-#include "cpu/thread_pool.h"
+#include "device/cpu_device.h"
+#include "model/ends.h"
 #include "model/stage.h"
 
 namespace py = pybind11;
@@ -27,10 +28,15 @@ QType checked_type(uint32_t id) {
   return info->type;
 }
 
-struct PyStage {
-  std::unique_ptr<Stage> stage;
-  py::list keep_alive;  // the weight arrays the stage points into
+// A native object with the weight arrays it points into.
+template <typename T>
+struct Held {
+  std::unique_ptr<T> object;
+  py::list keep_alive;
 };
+using PyStage = Held<Stage>;
+using PyEmbedding = Held<Embedding>;
+using PyHead = Held<OutputHead>;
 
 Weight to_weight(const py::handle& spec, const std::string& name, py::list& keep) {
   if (spec.is_none()) return {};
@@ -50,7 +56,7 @@ Weight to_weight(const py::handle& spec, const std::string& name, py::list& keep
   return w;
 }
 
-PyStage* make_stage(const py::dict& c, const py::list& layers, int64_t n_cells, uint32_t cache_k, uint32_t cache_v) {
+BlockConfig block_config(const py::dict& c) {
   BlockConfig cfg;
   cfg.n_embd = c["n_embd"].cast<int64_t>();
   cfg.n_head = c["n_head"].cast<int64_t>();
@@ -64,7 +70,14 @@ PyStage* make_stage(const py::dict& c, const py::list& layers, int64_t n_cells, 
   cfg.attn_softcap = c["attn_softcap"].cast<float>();
   cfg.rope_style = c["rope_style"].cast<std::string>() == "neox" ? RopeStyle::Neox : RopeStyle::Normal;
   cfg.activation = c["activation"].cast<std::string>() == "gelu_tanh" ? Activation::GeluTanh : Activation::Silu;
+  return cfg;
+}
+
+PyStage* make_stage(const std::shared_ptr<Device>& device, const py::dict& c, const py::list& layers,
+                    int64_t n_cells, uint32_t cache_k, uint32_t cache_v, int64_t max_tokens) {
+  const BlockConfig cfg = block_config(c);
   if (n_cells <= 0) throw py::value_error("n_cells must be positive");
+  if (max_tokens <= 0) throw py::value_error("max_tokens must be positive");
 
   auto out = std::make_unique<PyStage>();
   std::vector<LayerParams> params;
@@ -100,9 +113,54 @@ PyStage* make_stage(const py::dict& c, const py::list& layers, int64_t n_cells, 
     w.post_ffn_norm = get("post_ffw_norm");
     weights.push_back(w);
   }
-  out->stage = std::make_unique<Stage>(cfg, std::move(params), std::move(weights), n_cells, checked_type(cache_k),
-                                       checked_type(cache_v));
+  out->object = std::make_unique<Stage>(device, cfg, std::move(params), std::move(weights), n_cells,
+                                        checked_type(cache_k), checked_type(cache_v), max_tokens);
   return out.release();
+}
+
+PyEmbedding* make_embedding(const std::shared_ptr<Device>& device, const py::object& table, float scale) {
+  auto out = std::make_unique<PyEmbedding>();
+  out->object = std::make_unique<Embedding>(device, to_weight(table, "token_embd", out->keep_alive), scale);
+  return out.release();
+}
+
+PyHead* make_head(const std::shared_ptr<Device>& device, const py::object& norm, const py::object& output, float eps,
+                  float softcap, int64_t max_tokens) {
+  if (max_tokens <= 0) throw py::value_error("max_tokens must be positive");
+  auto out = std::make_unique<PyHead>();
+  const Weight n = to_weight(norm, "output_norm", out->keep_alive), o = to_weight(output, "output", out->keep_alive);
+  if (!n.present() || !o.present()) throw py::value_error("the output head needs output_norm and output weights");
+  out->object = std::make_unique<OutputHead>(device, n, o, eps, softcap, max_tokens);
+  return out.release();
+}
+
+py::array_t<float> embed_py(PyEmbedding& e, const Ints& ids) {
+  if (ids.ndim() != 1) throw py::value_error("ids must be (n_tokens,)");
+  const int64_t n = ids.size();
+  py::array_t<float> out({n, e.object->n_embd()});  // (n, n_embd)
+  py::gil_scoped_release release;
+  e.object->lookup(ids.data(), n, out.mutable_data());
+  return out;
+}
+
+py::array_t<float> head_py(PyHead& h, const Floats& hidden) {
+  if (hidden.ndim() != 2 || hidden.shape(1) != h.object->n_embd())
+    throw py::value_error("hidden must be (n_tokens, " + std::to_string(h.object->n_embd()) + ")");
+  const int64_t n = hidden.shape(0);
+  py::array_t<float> out({n, h.object->n_vocab()});  // (n, n_vocab)
+  if (n == 0) return out;
+  py::gil_scoped_release release;
+  h.object->forward(hidden.data(), n, out.mutable_data());
+  return out;
+}
+
+py::dict counters_py(const Device& d) {
+  const MemoryCounters c = d.counters();
+  py::dict out;
+  const char* names[kMemKinds] = {"weights", "kv", "compute"};
+  for (int k = 0; k < kMemKinds; ++k) out[names[k]] = py::dict(py::arg("used") = c.used[k], py::arg("high_water") = c.high_water[k]);
+  out["total"] = py::dict(py::arg("used") = c.total_used, py::arg("high_water") = c.total_high_water);
+  return out;
 }
 
 py::array_t<float> forward_py(PyStage& s, const Floats& hidden, const Ints& seq, const Ints& pos) {
@@ -112,50 +170,58 @@ py::array_t<float> forward_py(PyStage& s, const Floats& hidden, const Ints& seq,
   py::array_t<float> out({n, int64_t(hidden.shape(1))});  // (n, n_embd)
   std::copy(hidden.data(), hidden.data() + hidden.size(), out.mutable_data());
   py::gil_scoped_release release;
-  s.stage->forward(out.mutable_data(), seq.data(), pos.data(), n);
-  return out;
-}
-
-// Rows `ids` of a (rows, cols) matrix of any type, as float32 (n, cols): the embedding lookup.
-py::array_t<float> get_rows_py(uint32_t type_id, const Bytes& data, int64_t rows, int64_t cols, const Ints& ids) {
-  const QType type = checked_type(type_id);
-  const size_t rb = row_bytes(type, cols);
-  if (rows <= 0 || size_t(data.size()) != size_t(rows) * rb) throw py::value_error("get_rows: data size mismatch");
-  const int64_t n = ids.size();
-  for (int64_t i = 0; i < n; ++i)
-    if (ids.data()[i] < 0 || ids.data()[i] >= rows)
-      throw py::value_error("token id " + std::to_string(ids.data()[i]) + " is outside the vocabulary [0, " +
-                            std::to_string(rows) + ")");
-  py::array_t<float> out({n, cols});  // (n, cols)
-  float* o = out.mutable_data();
-  const uint8_t* d = data.data();
-  const int32_t* id = ids.data();
-  py::gil_scoped_release release;
-  parallel_ranges(cpu_pool(), n, 1, [&](int64_t i0, int64_t i1) {
-    for (int64_t i = i0; i < i1; ++i) dequantize_serial(type, d + size_t(id[i]) * rb, o + i * cols, cols);
-  });
+  s.object->forward(out.mutable_data(), seq.data(), pos.data(), n);
   return out;
 }
 
 }  // namespace
 
 void bind_model(py::module_& m) {
+  py::class_<Device, std::shared_ptr<Device>>(m, "Device", "Where stages live and run (see csrc/device/device.h).")
+      .def_property_readonly("name", &Device::name)
+      .def_property_readonly("cap", &Device::cap, "Bytes the device may hold (0 = no cap).")
+      .def("counters", &counters_py, "Bytes used and high-water marks per kind (weights, kv, compute) and in total.");
+  py::class_<CpuDevice, Device, std::shared_ptr<CpuDevice>>(m, "CpuDevice")
+      .def(py::init([](const std::string& name, int n_threads, size_t cap) {
+             return std::make_shared<CpuDevice>(name, n_threads, cap);
+           }), py::arg("name"), py::arg("n_threads") = 0, py::arg("cap") = 0,
+           "n_threads 0: the process-wide pool; cap: bytes (0 = none).")
+      .def_property_readonly("n_threads", &CpuDevice::n_threads);
+
   py::class_<PyStage>(m, "Stage", "A range of decoder layers with its KV cache (see csrc/model/stage.h).")
-      .def(py::init(&make_stage), py::arg("config"), py::arg("layers"), py::arg("n_cells"), py::arg("cache_type_k"),
-           py::arg("cache_type_v"))
+      .def(py::init(&make_stage), py::arg("device"), py::arg("config"), py::arg("layers"), py::arg("n_cells"),
+           py::arg("cache_type_k"), py::arg("cache_type_v"), py::arg("max_tokens"))
       .def("forward", &forward_py, py::arg("hidden"), py::arg("seq"), py::arg("pos"))
-      .def("clear", [](PyStage& s) { s.stage->cache().clear(); })
+      .def("clear", [](PyStage& s) { s.object->cache().clear(); })
       .def("remove_sequence", [](PyStage& s, int32_t seq, int32_t p0, int32_t p1) {
-        s.stage->cache().remove_sequence(seq, p0, p1);
+        s.object->cache().remove_sequence(seq, p0, p1);
       }, py::arg("seq"), py::arg("p0") = 0, py::arg("p1") = -1, "Frees cells of seq with p0 <= pos < p1 (p1 < 0: all).")
       .def("shift_sequence", [](PyStage& s, int32_t seq, int32_t p0, int32_t p1, int32_t delta) {
-        s.stage->shift_sequence(seq, p0, p1, delta);
+        s.object->shift_sequence(seq, p0, p1, delta);
       }, py::arg("seq"), py::arg("p0"), py::arg("p1"), py::arg("delta"),
          "Adds delta to the positions of seq's cells in [p0, p1) and re-rotates their keys.")
-      .def("copy_sequence", [](PyStage& s, int32_t src, int32_t dst) { s.stage->cache().copy_sequence(src, dst); })
-      .def_property_readonly("used_cells", [](PyStage& s) { return s.stage->cache().used_cells(); })
-      .def_property_readonly("n_cells", [](PyStage& s) { return s.stage->cache().n_cells(); })
-      .def_property_readonly("cache_bytes", [](PyStage& s) { return s.stage->cache().bytes(); });
-  m.def("get_rows", &get_rows_py, py::arg("type_id"), py::arg("data"), py::arg("rows"), py::arg("cols"),
-        py::arg("ids"));
+      .def("copy_sequence", [](PyStage& s, int32_t src, int32_t dst) { s.object->cache().copy_sequence(src, dst); })
+      .def_property_readonly("used_cells", [](PyStage& s) { return s.object->cache().used_cells(); })
+      .def_property_readonly("n_cells", [](PyStage& s) { return s.object->cache().n_cells(); })
+      .def_property_readonly("cache_bytes", [](PyStage& s) { return s.object->cache().bytes(); });
+  py::class_<PyEmbedding>(m, "Embedding", "The token embedding lookup on a device.")
+      .def(py::init(&make_embedding), py::arg("device"), py::arg("table"), py::arg("scale"))
+      .def("__call__", &embed_py, py::arg("ids"));
+  py::class_<PyHead>(m, "OutputHead", "Final norm, output matrix and logit softcap on a device.")
+      .def(py::init(&make_head), py::arg("device"), py::arg("norm"), py::arg("output"), py::arg("eps"),
+           py::arg("softcap"), py::arg("max_tokens"))
+      .def("__call__", &head_py, py::arg("hidden"));
+
+  // The planner's figures, from the same code that allocates.
+  m.def("stage_workspace_bytes", [](const py::dict& c, int64_t max_tokens) {
+    return stage_workspace_bytes(block_config(c), max_tokens);
+  }, py::arg("config"), py::arg("max_tokens"));
+  m.def("kv_cache_bytes", [](const py::dict& c, int64_t n_layers, int64_t n_cells, uint32_t type_k, uint32_t type_v) {
+    const BlockConfig cfg = block_config(c);
+    return KVCache::bytes_for(n_layers, n_cells, cfg.n_head_kv, cfg.head_dim_k, cfg.head_dim_v, checked_type(type_k),
+                              checked_type(type_v));
+  }, py::arg("config"), py::arg("n_layers"), py::arg("n_cells"), py::arg("cache_type_k"), py::arg("cache_type_v"));
+  m.def("head_workspace_bytes", [](uint32_t output_type, int64_t n_embd, int64_t max_tokens) {
+    return OutputHead::workspace_bytes(checked_type(output_type), n_embd, max_tokens);
+  }, py::arg("output_type"), py::arg("n_embd"), py::arg("max_tokens"));
 }

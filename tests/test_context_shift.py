@@ -57,7 +57,7 @@ def test_shift_context_keeps_first_and_halves_the_rest(model_path):
     with Model(model_path("llama"), n_ctx=16, cache_type_k="f32", cache_type_v="f32") as m:
         m.prefill(list(range(1, 17)), seq_id=0)
         assert m.shift_context(0, 16, n_keep=1) == 9  # 15 after the kept token: drop 7
-        assert m._stage.used_cells == 9
+        assert m.used_cells == 9
         with pytest.raises(ValueError, match="cannot shift"):
             m.shift_context(0, 1, n_keep=1)
         with pytest.raises(ValueError, match="below 0"):
@@ -71,7 +71,7 @@ def test_generation_runs_past_the_context_with_shift(model_path):
         list(m._run(m.tokenize(prompt), 40, None, {"temperature": 0}, plain, ignore_eos=True))
         pieces = list(m._run(m.tokenize(prompt), 40, None, {"temperature": 0}, shifted, context_shift=True,
                              ignore_eos=True))
-        assert m._stage.used_cells == 0  # the sequence is freed at the end
+        assert m.used_cells == 0  # the sequence is freed at the end
     # 6 or 7 prompt tokens (BOS) in 16 cells: without a shift generation stops at the context
     assert plain.finish_reason == "length" and len(plain.tokens) == 16 - plain.prompt_tokens + 1
     assert shifted.finish_reason == "length" and len(shifted.tokens) == 40

@@ -17,7 +17,6 @@ rounding amplifies such differences to the engines' ~1e-3 NMSE from float64.
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
 import hetinfer

@@ -118,7 +118,13 @@ int default_threads() {
 }
 }  // namespace
 
+static thread_local ThreadPool* t_bound_pool = nullptr;
+
+BindPool::BindPool(ThreadPool* pool) : previous_(t_bound_pool) { t_bound_pool = pool; }
+BindPool::~BindPool() { t_bound_pool = previous_; }
+
 ThreadPool& cpu_pool() {
+  if (t_bound_pool) return *t_bound_pool;
   std::lock_guard<std::mutex> lock(g_pool_mutex);
   if (!g_pool) g_pool = std::make_unique<ThreadPool>(default_threads());
   return *g_pool;

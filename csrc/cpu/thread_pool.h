@@ -51,8 +51,21 @@ class ThreadPool {
 // Runs fn(begin, end) over [0, n) cut into pieces of `grain` items on `pool`.
 void parallel_ranges(ThreadPool& pool, int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn);
 
-// The process-wide pool used by CPU kernels; default size: hardware threads.
+// The pool CPU kernels run on: the calling thread's bound pool (a CPU device
+// binds its own while it runs a stage), else the process-wide one (default
+// size: hardware threads).
 ThreadPool& cpu_pool();
+// Binds `pool` to the calling thread for the scope's lifetime (nestable).
+class BindPool {
+ public:
+  explicit BindPool(ThreadPool* pool);
+  ~BindPool();
+  BindPool(const BindPool&) = delete;
+  BindPool& operator=(const BindPool&) = delete;
+
+ private:
+  ThreadPool* previous_;
+};
 // Replaces the pool; call it while no CPU kernel is running.
 void set_cpu_threads(int n_threads);
 int cpu_threads();

@@ -10,20 +10,27 @@
 
 namespace hi {
 
-KVCache::KVCache(int64_t n_layers, int64_t n_cells, int64_t n_head_kv, int64_t head_dim_k, int64_t head_dim_v,
-                 QType type_k, QType type_v)
+size_t KVCache::bytes_for(int64_t n_layers, int64_t n_cells, int64_t n_head_kv, int64_t head_dim_k,
+                          int64_t head_dim_v, QType type_k, QType type_v) {
+  return size_t(n_layers * n_cells * n_head_kv) * (row_bytes(type_k, head_dim_k) + row_bytes(type_v, head_dim_v));
+}
+
+KVCache::KVCache(Device& device, int64_t n_layers, int64_t n_cells, int64_t n_head_kv, int64_t head_dim_k,
+                 int64_t head_dim_v, QType type_k, QType type_v)
     : n_layers_(n_layers), n_cells_(n_cells), n_head_kv_(n_head_kv), dk_(head_dim_k), dv_(head_dim_v),
       type_k_(type_k), type_v_(type_v),
       k_cell_bytes_(size_t(n_head_kv) * row_bytes(type_k, head_dim_k)),
       v_cell_bytes_(size_t(n_head_kv) * row_bytes(type_v, head_dim_v)),
-      k_(size_t(n_layers * n_cells) * k_cell_bytes_),
-      v_(size_t(n_layers * n_cells) * v_cell_bytes_),
       cell_seq_(size_t(n_cells), -1),
       cell_pos_(size_t(n_cells), 0) {
   for (QType t : {type_k, type_v})
     if (t != QType::F32 && t != QType::F16 && t != QType::Q8_0 && t != QType::Q4_0)
       throw std::invalid_argument(std::string("KV cache type ") + qtype_info(t).name +
                                   " is not one of f32, f16, q8_0, q4_0");
+  k_ = DeviceBuffer(device, size_t(n_layers * n_cells) * k_cell_bytes_, MemKind::KV);
+  v_ = DeviceBuffer(device, size_t(n_layers * n_cells) * v_cell_bytes_, MemKind::KV);
+  std::memset(k_.as<uint8_t>(), 0, k_.bytes());  // free cells are never read; zeros keep dumps readable
+  std::memset(v_.as<uint8_t>(), 0, v_.bytes());
 }
 
 std::vector<int32_t> KVCache::allocate(const int32_t* seq, const int32_t* pos, int64_t n) {
@@ -45,30 +52,30 @@ std::vector<int32_t> KVCache::allocate(const int32_t* seq, const int32_t* pos, i
 
 void KVCache::write(int64_t layer, const std::vector<int32_t>& cells, const float* k, const float* v) {
   write_keys(layer, cells, k);
-  uint8_t* vl = v_.data() + size_t(layer * n_cells_) * v_cell_bytes_;
+  uint8_t* vl = v_.as<uint8_t>() + size_t(layer * n_cells_) * v_cell_bytes_;
   for (size_t i = 0; i < cells.size(); ++i)
     quantize(type_v_, v + int64_t(i) * n_head_kv_ * dv_, vl + size_t(cells[i]) * v_cell_bytes_, n_head_kv_ * dv_);
 }
 
 void KVCache::write_keys(int64_t layer, const std::vector<int32_t>& cells, const float* k) {
-  uint8_t* kl = k_.data() + size_t(layer * n_cells_) * k_cell_bytes_;
+  uint8_t* kl = k_.as<uint8_t>() + size_t(layer * n_cells_) * k_cell_bytes_;
   for (size_t i = 0; i < cells.size(); ++i)
     quantize(type_k_, k + int64_t(i) * n_head_kv_ * dk_, kl + size_t(cells[i]) * k_cell_bytes_, n_head_kv_ * dk_);
 }
 
 void KVCache::read_keys(int64_t layer, const std::vector<int32_t>& cells, float* out) const {
-  const uint8_t* kl = k_.data() + size_t(layer * n_cells_) * k_cell_bytes_;
+  const uint8_t* kl = k_.as<uint8_t>() + size_t(layer * n_cells_) * k_cell_bytes_;
   for (size_t i = 0; i < cells.size(); ++i)
     dequantize_serial(type_k_, kl + size_t(cells[i]) * k_cell_bytes_, out + int64_t(i) * n_head_kv_ * dk_,
                       n_head_kv_ * dk_);
 }
 
 KVView KVCache::keys(int64_t layer) const {
-  return {type_k_, k_.data() + size_t(layer * n_cells_) * k_cell_bytes_, n_cells_, n_head_kv_, dk_};
+  return {type_k_, k_.as<uint8_t>() + size_t(layer * n_cells_) * k_cell_bytes_, n_cells_, n_head_kv_, dk_};
 }
 
 KVView KVCache::values(int64_t layer) const {
-  return {type_v_, v_.data() + size_t(layer * n_cells_) * v_cell_bytes_, n_cells_, n_head_kv_, dv_};
+  return {type_v_, v_.as<uint8_t>() + size_t(layer * n_cells_) * v_cell_bytes_, n_cells_, n_head_kv_, dv_};
 }
 
 void KVCache::release(const std::vector<int32_t>& cells) {
@@ -112,8 +119,8 @@ void KVCache::copy_sequence(int32_t src, int32_t dst) {
   for (int64_t l = 0; l < n_layers_; ++l)
     for (size_t i = 0; i < from.size(); ++i) {
       const size_t dst = size_t(l * n_cells_ + to[i]), from_cell = size_t(l * n_cells_ + from[i]);
-      std::memcpy(k_.data() + dst * k_cell_bytes_, k_.data() + from_cell * k_cell_bytes_, k_cell_bytes_);
-      std::memcpy(v_.data() + dst * v_cell_bytes_, v_.data() + from_cell * v_cell_bytes_, v_cell_bytes_);
+      std::memcpy(k_.as<uint8_t>() + dst * k_cell_bytes_, k_.as<uint8_t>() + from_cell * k_cell_bytes_, k_cell_bytes_);
+      std::memcpy(v_.as<uint8_t>() + dst * v_cell_bytes_, v_.as<uint8_t>() + from_cell * v_cell_bytes_, v_cell_bytes_);
     }
 }
 

@@ -6,14 +6,19 @@
 #include <vector>
 
 #include "../cpu/flash_attn.h"
+#include "../device/device.h"
 #include "../qtypes.h"
 
 namespace hi {
 
 class KVCache {
  public:
-  KVCache(int64_t n_layers, int64_t n_cells, int64_t n_head_kv, int64_t head_dim_k, int64_t head_dim_v,
-          QType type_k, QType type_v);
+  // K and V live in `device` memory (counted as MemKind::KV).
+  KVCache(Device& device, int64_t n_layers, int64_t n_cells, int64_t n_head_kv, int64_t head_dim_k,
+          int64_t head_dim_v, QType type_k, QType type_v);
+  // Bytes the constructor allocates for these arguments (the planner's KV figure).
+  static size_t bytes_for(int64_t n_layers, int64_t n_cells, int64_t n_head_kv, int64_t head_dim_k,
+                          int64_t head_dim_v, QType type_k, QType type_v);
 
   // Claims one free cell per token (sequence seq[i], position pos[i]); throws
   // when fewer than n are free. Returns the cell indices.
@@ -41,7 +46,7 @@ class KVCache {
   void copy_sequence(int32_t src, int32_t dst);
   int64_t used_cells() const;
   int64_t n_cells() const { return n_cells_; }
-  size_t bytes() const { return k_.size() + v_.size(); }
+  size_t bytes() const { return k_.bytes() + v_.bytes(); }
 
  private:
   bool holds(int64_t cell, int32_t seq, int32_t p0, int32_t p1) const;
@@ -49,7 +54,7 @@ class KVCache {
   int64_t n_layers_, n_cells_, n_head_kv_, dk_, dv_;
   QType type_k_, type_v_;
   size_t k_cell_bytes_, v_cell_bytes_;  // one cell of one layer
-  std::vector<uint8_t> k_, v_;          // (n_layers, n_cells, k_cell_bytes / v_cell_bytes)
+  DeviceBuffer k_, v_;                  // (n_layers, n_cells, k_cell_bytes / v_cell_bytes)
   std::vector<int32_t> cell_seq_;       // (n_cells,) -1 = free
   std::vector<int32_t> cell_pos_;       // (n_cells,)
 };

@@ -1,5 +1,6 @@
 #include "stage.h"
 
+#include <algorithm>
 #include <stdexcept>
 #include <string>
 
@@ -10,15 +11,6 @@
 namespace hi {
 
 namespace {
-
-// y (n, w.rows) = x (n, w.cols) @ w^T [+ bias]
-void linear(const Weight& w, const Weight& bias, const float* x, int64_t n, float* y) {
-  matmul(w.type, w.data, w.rows, w.cols, x, n, y);
-  if (!bias.present()) return;
-  const float* b = bias.f32();
-  for (int64_t i = 0; i < n; ++i)
-    for (int64_t r = 0; r < w.rows; ++r) y[i * w.rows + r] += b[r];
-}
 
 void add_into(float* x, const float* y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) x[i] += y[i];
@@ -40,13 +32,29 @@ void check_vector(const Weight& w, int64_t n, const char* name, size_t layer, bo
           "layer " + std::to_string(layer) + ": " + name + " must be an F32 vector of " + std::to_string(n));
 }
 
+std::vector<Weight*> all_weights(LayerWeights& w) {
+  return {&w.attn_norm, &w.wq, &w.wk, &w.wv, &w.wo, &w.bq, &w.bk, &w.bv, &w.q_norm, &w.k_norm,
+          &w.post_attn_norm, &w.ffn_norm, &w.w_gate, &w.w_up, &w.w_down, &w.post_ffn_norm};
+}
+
 }  // namespace
 
-Stage::Stage(const BlockConfig& config, std::vector<LayerParams> params, std::vector<LayerWeights> weights,
-             int64_t n_cells, QType cache_k, QType cache_v)
-    : cfg_(config), params_(std::move(params)), weights_(std::move(weights)),
-      cache_(int64_t(weights_.size()), n_cells, config.n_head_kv, config.head_dim_k, config.head_dim_v, cache_k,
-             cache_v) {
+// y (n, w.rows) = x (n, w.cols) @ w^T [+ bias]
+void Stage::linear(const Weight& w, const Weight& bias, const float* x, int64_t n, float* y) {
+  matmul(w.type, w.data, w.rows, w.cols, x, n, y, ws_.act);
+  if (!bias.present()) return;
+  const float* b = bias.f32();
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t r = 0; r < w.rows; ++r) y[i * w.rows + r] += b[r];
+}
+
+Stage::Stage(std::shared_ptr<Device> device, const BlockConfig& config, std::vector<LayerParams> params,
+             std::vector<LayerWeights> weights, int64_t n_cells, QType cache_k, QType cache_v, int64_t max_tokens)
+    : device_(std::move(device)), cfg_(config), params_(std::move(params)), weights_(std::move(weights)),
+      cache_(*device_, int64_t(weights_.size()), n_cells, config.n_head_kv, config.head_dim_k, config.head_dim_v,
+             cache_k, cache_v),
+      max_tokens_(max_tokens) {
+  require(max_tokens_ > 0, "max_tokens must be positive");
   require(params_.size() == weights_.size(), "one LayerParams per layer");
   require(cfg_.n_head_kv > 0 && cfg_.n_head % cfg_.n_head_kv == 0, "n_head must be a multiple of n_head_kv");
   const int64_t q_dim = cfg_.n_head * cfg_.head_dim_k, k_dim = cfg_.n_head_kv * cfg_.head_dim_k,
@@ -70,72 +78,90 @@ Stage::Stage(const BlockConfig& config, std::vector<LayerParams> params, std::ve
     check_matrix(w.w_down, cfg_.n_embd, cfg_.n_ff, "ffn_down", l);
     check_vector(w.post_ffn_norm, cfg_.n_embd, "post_ffw_norm", l, false);
   }
+  for (LayerWeights& w : weights_)
+    for (Weight* one : all_weights(w)) {
+      if (!one->present()) continue;
+      placed_.push_back(std::make_unique<PlacedWeights>(*device_, one->data, size_t(one->rows) *
+                                                                               row_bytes(one->type, one->cols)));
+      one->data = placed_.back()->data();
+    }
+  size_t bytes = 0;
+  Workspace::layout(cfg_, max_tokens_, nullptr, &bytes);
+  workspace_buffer_ = DeviceBuffer(*device_, bytes, MemKind::Compute);
+  ws_ = Workspace::layout(cfg_, max_tokens_, workspace_buffer_.as<uint8_t>(), nullptr);
 }
 
-void Stage::attention(int64_t layer, const float* x, const std::vector<int32_t>& cells, VisibleCells& visible,
-                      const int32_t* seq, const int32_t* pos, int64_t n, float* out) {
+// ws_.normed (n, n_embd) -> ws_.delta (n, n_embd)
+void Stage::attention(int64_t layer, const std::vector<int32_t>& cells, VisibleCells& visible, const int32_t* seq,
+                      const int32_t* pos, int64_t n) {
   const LayerWeights& w = weights_[size_t(layer)];
   const LayerParams& p = params_[size_t(layer)];
-  const int64_t dk = cfg_.head_dim_k, dv = cfg_.head_dim_v;
-  std::vector<float> q(size_t(n * cfg_.n_head * dk));       // (n, n_head, dk)
-  std::vector<float> k(size_t(n * cfg_.n_head_kv * dk));    // (n, n_head_kv, dk)
-  std::vector<float> v(size_t(n * cfg_.n_head_kv * dv));    // (n, n_head_kv, dv)
-  linear(w.wq, w.bq, x, n, q.data());
-  linear(w.wk, w.bk, x, n, k.data());
-  linear(w.wv, w.bv, x, n, v.data());
-  if (w.q_norm.present()) rms_norm(q.data(), w.q_norm.f32(), q.data(), n * cfg_.n_head, dk, cfg_.rms_eps);
-  if (w.k_norm.present()) rms_norm(k.data(), w.k_norm.f32(), k.data(), n * cfg_.n_head_kv, dk, cfg_.rms_eps);
-  rope(q.data(), pos, n, cfg_.n_head, dk, cfg_.n_rot, p.rope_base, p.rope_freq_scale, cfg_.rope_style);
-  rope(k.data(), pos, n, cfg_.n_head_kv, dk, cfg_.n_rot, p.rope_base, p.rope_freq_scale, cfg_.rope_style);
-  cache_.write(layer, cells, k.data(), v.data());
+  const int64_t dk = cfg_.head_dim_k;
+  linear(w.wq, w.bq, ws_.normed, n, ws_.q);
+  linear(w.wk, w.bk, ws_.normed, n, ws_.k);
+  linear(w.wv, w.bv, ws_.normed, n, ws_.v);
+  if (w.q_norm.present()) rms_norm(ws_.q, w.q_norm.f32(), ws_.q, n * cfg_.n_head, dk, cfg_.rms_eps);
+  if (w.k_norm.present()) rms_norm(ws_.k, w.k_norm.f32(), ws_.k, n * cfg_.n_head_kv, dk, cfg_.rms_eps);
+  rope(ws_.q, pos, n, cfg_.n_head, dk, cfg_.n_rot, p.rope_base, p.rope_freq_scale, cfg_.rope_style);
+  rope(ws_.k, pos, n, cfg_.n_head_kv, dk, cfg_.n_rot, p.rope_base, p.rope_freq_scale, cfg_.rope_style);
+  cache_.write(layer, cells, ws_.k, ws_.v);
 
-  std::vector<float> attn(size_t(n * cfg_.n_head * dv));  // (n, n_head, dv)
   visible.select(seq, pos, p.window);
-  flash_attention(q.data(), n, cfg_.n_head, cache_.keys(layer), cache_.values(layer), visible, cfg_.attn_scale,
-                  cfg_.attn_softcap, attn.data());
-  linear(w.wo, Weight{}, attn.data(), n, out);
-  if (w.post_attn_norm.present()) rms_norm(out, w.post_attn_norm.f32(), out, n, cfg_.n_embd, cfg_.rms_eps);
+  flash_attention(ws_.q, n, cfg_.n_head, cache_.keys(layer), cache_.values(layer), visible, cfg_.attn_scale,
+                  cfg_.attn_softcap, ws_.attn);
+  linear(w.wo, Weight{}, ws_.attn, n, ws_.delta);
+  if (w.post_attn_norm.present())
+    rms_norm(ws_.delta, w.post_attn_norm.f32(), ws_.delta, n, cfg_.n_embd, cfg_.rms_eps);
 }
 
-void Stage::feed_forward(int64_t layer, const float* x, int64_t n, float* out) {
+// ws_.normed (n, n_embd) -> ws_.delta (n, n_embd)
+void Stage::feed_forward(int64_t layer, int64_t n) {
   const LayerWeights& w = weights_[size_t(layer)];
-  std::vector<float> gate(size_t(n * cfg_.n_ff)), up(size_t(n * cfg_.n_ff));  // (n, n_ff) each
-  linear(w.w_gate, Weight{}, x, n, gate.data());
-  linear(w.w_up, Weight{}, x, n, up.data());
-  gated_activation(gate.data(), up.data(), gate.data(), n * cfg_.n_ff, cfg_.activation);
-  linear(w.w_down, Weight{}, gate.data(), n, out);
-  if (w.post_ffn_norm.present()) rms_norm(out, w.post_ffn_norm.f32(), out, n, cfg_.n_embd, cfg_.rms_eps);
+  linear(w.w_gate, Weight{}, ws_.normed, n, ws_.gate);
+  linear(w.w_up, Weight{}, ws_.normed, n, ws_.up);
+  gated_activation(ws_.gate, ws_.up, ws_.gate, n * cfg_.n_ff, cfg_.activation);
+  linear(w.w_down, Weight{}, ws_.gate, n, ws_.delta);
+  if (w.post_ffn_norm.present())
+    rms_norm(ws_.delta, w.post_ffn_norm.f32(), ws_.delta, n, cfg_.n_embd, cfg_.rms_eps);
 }
 
 void Stage::shift_sequence(int32_t seq, int32_t p0, int32_t p1, int32_t delta) {
   const std::vector<int32_t> cells = cache_.shift_positions(seq, p0, p1, delta);
   if (cells.empty() || delta == 0) return;
-  const int64_t n = int64_t(cells.size()), dk = cfg_.head_dim_k;
-  const std::vector<int32_t> by(cells.size(), delta);        // (n,) rotation angle factor per cell
-  std::vector<float> keys(size_t(n * cfg_.n_head_kv * dk));  // (n, n_head_kv, dk)
-  for (int64_t l = 0; l < n_layers(); ++l) {
-    const LayerParams& p = params_[size_t(l)];
-    cache_.read_keys(l, cells, keys.data());
-    // RoPE rotations compose: rotating a key made at pos by delta gives the key at pos + delta.
-    rope(keys.data(), by.data(), n, cfg_.n_head_kv, dk, cfg_.n_rot, p.rope_base, p.rope_freq_scale, cfg_.rope_style);
-    cache_.write_keys(l, cells, keys.data());
+  const Device::Scope on_device(*device_);
+  const int64_t dk = cfg_.head_dim_k;
+  const std::vector<int32_t> by(size_t(max_tokens_), delta);  // (max_tokens,) rotation angle factor per cell
+  // Key rows go through ws_.k, max_tokens cells at a time.
+  for (size_t c0 = 0; c0 < cells.size(); c0 += size_t(max_tokens_)) {
+    const std::vector<int32_t> chunk(cells.begin() + long(c0),
+                                     cells.begin() + long(std::min(cells.size(), c0 + size_t(max_tokens_))));
+    const int64_t n = int64_t(chunk.size());
+    for (int64_t l = 0; l < n_layers(); ++l) {
+      const LayerParams& p = params_[size_t(l)];
+      cache_.read_keys(l, chunk, ws_.k);
+      // RoPE rotations compose: rotating a key made at pos by delta gives the key at pos + delta.
+      rope(ws_.k, by.data(), n, cfg_.n_head_kv, dk, cfg_.n_rot, p.rope_base, p.rope_freq_scale, cfg_.rope_style);
+      cache_.write_keys(l, chunk, ws_.k);
+    }
   }
 }
 
 void Stage::forward(float* hidden, const int32_t* seq, const int32_t* pos, int64_t n) {
+  require(n > 0 && n <= max_tokens_, "a batch holds 1 to " + std::to_string(max_tokens_) + " tokens (max_tokens), got " +
+                                         std::to_string(n));
+  const Device::Scope on_device(*device_);
   const std::vector<int32_t> cells = cache_.allocate(seq, pos, n);
   VisibleCells visible(cache_.cell_seq(), cache_.cell_pos(), cache_.n_cells(), seq, n);
   const int64_t e = cfg_.n_embd;
-  std::vector<float> normed(size_t(n * e)), delta(size_t(n * e));  // (n, n_embd) each
   try {
     for (int64_t l = 0; l < n_layers(); ++l) {
       const LayerWeights& w = weights_[size_t(l)];
-      rms_norm(hidden, w.attn_norm.f32(), normed.data(), n, e, cfg_.rms_eps);
-      attention(l, normed.data(), cells, visible, seq, pos, n, delta.data());
-      add_into(hidden, delta.data(), n * e);
-      rms_norm(hidden, w.ffn_norm.f32(), normed.data(), n, e, cfg_.rms_eps);
-      feed_forward(l, normed.data(), n, delta.data());
-      add_into(hidden, delta.data(), n * e);
+      rms_norm(hidden, w.attn_norm.f32(), ws_.normed, n, e, cfg_.rms_eps);
+      attention(l, cells, visible, seq, pos, n);
+      add_into(hidden, ws_.delta, n * e);
+      rms_norm(hidden, w.ffn_norm.f32(), ws_.normed, n, e, cfg_.rms_eps);
+      feed_forward(l, n);
+      add_into(hidden, ws_.delta, n * e);
     }
   } catch (...) {
     cache_.release(cells);  // a failed batch leaves no half-written cells behind

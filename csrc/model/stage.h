@@ -3,19 +3,24 @@
 // The embedding lookup and the output head are separate steps (model code).
 #pragma once
 #include <cstdint>
+#include <memory>
 #include <vector>
 
+#include "../device/device.h"
 #include "block_config.h"
 #include "kv_cache.h"
+#include "workspace.h"
 
 namespace hi {
 
 class Stage {
  public:
-  Stage(const BlockConfig& config, std::vector<LayerParams> params, std::vector<LayerWeights> weights,
-        int64_t n_cells, QType cache_k, QType cache_v);
+  // weights: views of host memory (the file mapping), placed on `device`;
+  // the KV cache and a workspace for max_tokens tokens are allocated there.
+  Stage(std::shared_ptr<Device> device, const BlockConfig& config, std::vector<LayerParams> params,
+        std::vector<LayerWeights> weights, int64_t n_cells, QType cache_k, QType cache_v, int64_t max_tokens);
 
-  // hidden: (n, n_embd), updated in place; seq, pos: (n,) per token.
+  // hidden: (n, n_embd), updated in place; seq, pos: (n,) per token; n <= max_tokens.
   void forward(float* hidden, const int32_t* seq, const int32_t* pos, int64_t n);
 
   // Moves the cells of `seq` with positions in [p0, p1) by delta (context
@@ -24,17 +29,25 @@ class Stage {
   void shift_sequence(int32_t seq, int32_t p0, int32_t p1, int32_t delta);
 
   KVCache& cache() { return cache_; }
+  Device& device() { return *device_; }
   int64_t n_layers() const { return int64_t(weights_.size()); }
+  int64_t max_tokens() const { return max_tokens_; }
 
  private:
-  void attention(int64_t layer, const float* x, const std::vector<int32_t>& cells, VisibleCells& visible,
-                 const int32_t* seq, const int32_t* pos, int64_t n, float* out);
-  void feed_forward(int64_t layer, const float* x, int64_t n, float* out);
+  void attention(int64_t layer, const std::vector<int32_t>& cells, VisibleCells& visible, const int32_t* seq,
+                 const int32_t* pos, int64_t n);
+  void feed_forward(int64_t layer, int64_t n);
+  void linear(const Weight& w, const Weight& bias, const float* x, int64_t n, float* y);
 
+  std::shared_ptr<Device> device_;
   BlockConfig cfg_;
   std::vector<LayerParams> params_;
-  std::vector<LayerWeights> weights_;
+  std::vector<std::unique_ptr<PlacedWeights>> placed_;  // every present weight of every layer
+  std::vector<LayerWeights> weights_;                   // views of placed_
   KVCache cache_;
+  int64_t max_tokens_;
+  DeviceBuffer workspace_buffer_;  // stage_workspace_bytes(cfg_, max_tokens_)
+  Workspace ws_;                   // views of workspace_buffer_
 };
 
 }  // namespace hi

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from functools import cached_property
 
 import numpy as np
 
 from .. import _core, quants
+from ..devices import best_device, check_names, make_device, per_device
+from ..planner import Plan, cache_type_id, plan_for, positive_int
 from ..chat_template import ChatTemplate
 from ..sampling import SamplingParams, check_logit_bias_ids
 from ..tokenizer import Tokenizer
@@ -18,62 +21,71 @@ from ..gguf_file import GGUFFile, open_gguf
 from .arch import ArchConfig, arch_config
 from .weights import layer_specs, output_tensor, prefetch, require_tensor, weight_spec
 
-CACHE_TYPES = {"f32": "F32", "f16": "F16", "q8_0": "Q8_0", "q4_0": "Q4_0"}
+
+def _threads_per_device(n_threads, names: list[str]) -> dict[str, int]:
+    """Thread count per CPU device: an int sets the process-wide pool that every
+    CPU device shares (0 below); a dict gives a device its own pool."""
+    if n_threads is None:
+        return {}
+    if isinstance(n_threads, dict):
+        return per_device(n_threads, names, "n_threads", positive_int)
+    quants.set_num_threads(positive_int(n_threads, "n_threads"))
+    return {}
 
 
-def _cache_type(name: str, arg: str) -> int:
-    if not isinstance(name, str) or name.lower() not in CACHE_TYPES:
-        raise ValueError(f"{arg} must be one of {', '.join(CACHE_TYPES)}, got {name!r}")
-    return int(quants.qtype(CACHE_TYPES[name.lower()]))
-
-
-def _positive_int(value, arg: str) -> int:
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise TypeError(f"{arg} must be an int, got {type(value).__name__}")
-    if value <= 0:
-        raise ValueError(f"{arg} must be positive, got {value}")
-    return value
-
-
-def _check_devices(devices: Sequence[str] | None) -> list[str]:
-    if devices is None:
-        return ["cpu"]
-    if isinstance(devices, str) or not all(isinstance(d, str) for d in devices):
-        raise TypeError("devices must be a list of device names such as ['cpu']")
-    for d in devices:
-        if d != "cpu":
-            raise ValueError(f"device {d!r} is not available in this build: only 'cpu' is "
-                             "(the CUDA and SYCL backends are not built yet)")
-    return list(devices) or ["cpu"]
+@dataclass
+class Transfers:
+    """Hidden states moved between devices at stage boundaries."""
+    count: int = 0
+    bytes: int = 0
 
 
 class Model:
     """A loaded model. Use ``hetinfer.load(path, ...)``.
 
     ``n_ctx`` is the context of each sequence; the KV cache holds
-    ``n_ctx * n_parallel`` cells shared by all sequences.
+    ``n_ctx * n_parallel`` cells shared by all sequences. ``plan`` says which
+    layers went to which device and what each holds (see hetinfer.planner).
     """
 
-    def __init__(self, path: str | os.PathLike, *, devices: Sequence[str] | None = None, n_ctx: int = 4096,
+    def __init__(self, path: str | os.PathLike, *, devices: Sequence[str] | None = None, split: str = "layer",
+                 tensor_split: Sequence[float] | None = None, max_memory: dict | None = None, n_ctx: int = 4096,
                  n_batch: int = 512, n_parallel: int = 1, cache_type_k: str = "f16", cache_type_v: str = "f16",
-                 n_threads: int | None = None, seed: int | None = None, progress: bool | None = None):
-        self.devices = _check_devices(devices)
+                 n_threads: int | dict | None = None, seed: int | None = None, progress: bool | None = None):
+        names = check_names(devices if devices is not None else [best_device()])
+        threads = _threads_per_device(n_threads, names)
         self.seed = seed
-        self.n_ctx = _positive_int(n_ctx, "n_ctx")  # per sequence
-        self.n_parallel = _positive_int(n_parallel, "n_parallel")
-        self.n_batch = _positive_int(n_batch, "n_batch")
-        k_type, v_type = _cache_type(cache_type_k, "cache_type_k"), _cache_type(cache_type_v, "cache_type_v")
-        if n_threads is not None:
-            quants.set_num_threads(_positive_int(n_threads, "n_threads"))
+        self.n_ctx, self.n_parallel, self.n_batch = n_ctx, n_parallel, n_batch  # n_ctx: per sequence
         self.file: GGUFFile = open_gguf(path)
-        embd = require_tensor(self.file, "token_embd.weight")
-        self.config: ArchConfig = arch_config(self.file.metadata, n_vocab=embd.shape[0])
-        self._embd = weight_spec(embd)
-        self._out = weight_spec(output_tensor(self.file))
-        self._out_norm = require_tensor(self.file, "output_norm.weight").dequantize()
-        prefetch(self.file, progress)
-        self._stage = _core.Stage(self.config.block_config(), layer_specs(self.file, self.config, 0, self.config.n_layer),
-                                  self.n_cells, k_type, v_type)
+        try:
+            embd = require_tensor(self.file, "token_embd.weight")
+            self.config: ArchConfig = arch_config(self.file.metadata, n_vocab=embd.shape[0])
+            self.plan: Plan = plan_for(self.file, self.config, devices=names, split=split, tensor_split=tensor_split,
+                                       n_ctx=n_ctx, n_parallel=n_parallel, cache_type_k=cache_type_k,
+                                       cache_type_v=cache_type_v, n_batch=n_batch, max_memory=max_memory).check()
+            prefetch(self.file, progress)
+            self._build(embd, threads)
+        except BaseException:
+            self.file.close()
+            raise
+        self.transfers = Transfers()
+
+    def _build(self, embd, threads: dict[str, int]) -> None:
+        """Devices, then the embedding, the stages and the head on them, as planned."""
+        cfg, plan = self.config, self.plan
+        self.devices = {d.device: make_device(d.device, threads.get(d.device, 0), d.max_memory or 0)
+                        for d in plan.devices}
+        used = plan.used
+        k_type = cache_type_id(plan.cache_type_k, "cache_type_k")
+        v_type = cache_type_id(plan.cache_type_v, "cache_type_v")
+        self._embedding = _core.Embedding(self.devices[used[0].device], weight_spec(embd), cfg.embed_scale)
+        self._stages = [_core.Stage(self.devices[d.device], cfg.block_config(),
+                                    layer_specs(self.file, cfg, *d.layers), self.n_cells, k_type, v_type,
+                                    self.n_batch) for d in used]
+        self._head = _core.OutputHead(self.devices[used[-1].device],
+                                      weight_spec(require_tensor(self.file, "output_norm.weight")),
+                                      weight_spec(output_tensor(self.file)), cfg.rms_eps, cfg.final_softcap,
+                                      self.n_batch)
 
     @property
     def n_vocab(self) -> int:
@@ -86,7 +98,11 @@ class Model:
 
     @property
     def used_cells(self) -> int:
-        return self._stage.used_cells
+        return self._stages[0].used_cells
+
+    def memory(self) -> dict[str, dict]:
+        """Per device: bytes in use and high-water marks by kind (weights, kv, compute, total)."""
+        return {name: d.counters() for name, d in self.devices.items()}
 
     @property
     def n_params(self) -> int:
@@ -108,22 +124,24 @@ class Model:
 
     def embed(self, ids: np.ndarray) -> np.ndarray:
         """(n, n_embd) input embeddings of token ids."""
-        t, data, rows, cols = self._embd
-        x = _core.get_rows(t, data, rows, cols, ids)
-        return x * np.float32(self.config.embed_scale) if self.config.embed_scale != 1.0 else x
+        return self._embedding(ids)
 
     def head(self, hidden: np.ndarray) -> np.ndarray:
-        """(n, n_vocab) logits of final hidden states."""
-        h = _core.rms_norm(hidden, self._out_norm, self.config.rms_eps)
-        t, data, rows, cols = self._out
-        logits = _core.matmul(t, data, rows, cols, h)
-        if self.config.final_softcap > 0:
-            logits = _core.softcap(logits, self.config.final_softcap)
-        return logits
+        """(n, n_vocab) logits of final hidden states (at most n_batch rows at a time)."""
+        return np.concatenate([self._head(hidden[i:i + self.n_batch]) for i in range(0, len(hidden), self.n_batch)]) \
+            if len(hidden) > self.n_batch else self._head(hidden)
 
     def decode(self, ids: np.ndarray, seq: np.ndarray, pos: np.ndarray) -> np.ndarray:
-        """Runs a batch of tokens through every layer; returns hidden states (n, n_embd)."""
-        return self._stage.forward(self.embed(ids), seq, pos)
+        """Runs a batch of at most n_batch tokens through every layer, stage by
+        stage; returns hidden states (n, n_embd). The hidden state crosses to
+        the next device once per stage boundary."""
+        hidden = self.embed(ids)
+        for i, stage in enumerate(self._stages):
+            if i:
+                self.transfers.count += 1
+                self.transfers.bytes += hidden.nbytes
+            hidden = stage.forward(hidden, seq, pos)
+        return hidden
 
     def prefill(self, tokens, seq_id: int = 0, start: int = 0, *, all_logits: bool = False) -> np.ndarray:
         """Appends tokens to sequence ``seq_id`` from position ``start``, in chunks
@@ -143,11 +161,13 @@ class Model:
 
     def remove_sequence(self, seq_id: int, p0: int = 0, p1: int | None = None) -> None:
         """Frees the KV cells of a sequence with positions in [p0, p1) (p1=None: to the end)."""
-        self._stage.remove_sequence(seq_id, p0, -1 if p1 is None else p1)
+        for stage in self._stages:
+            stage.remove_sequence(seq_id, p0, -1 if p1 is None else p1)
 
     def shift_sequence(self, seq_id: int, p0: int, p1: int | None, delta: int) -> None:
         """Moves a sequence's cells with positions in [p0, p1) by delta, re-rotating their keys."""
-        self._stage.shift_sequence(seq_id, p0, -1 if p1 is None else p1, delta)
+        for stage in self._stages:
+            stage.shift_sequence(seq_id, p0, -1 if p1 is None else p1, delta)
 
     def shift_context(self, seq_id: int, n_past: int, n_keep: int = 0) -> int:
         """llama.cpp's context shift: keeps the first n_keep tokens, drops half of
@@ -251,8 +271,8 @@ class Model:
         return chat_format.completion(self.name, text, gen, self.tokenizer, logprobs)
 
     def close(self) -> None:
-        """Frees the KV cache and drops the file mapping."""
-        self._stage = None
+        """Frees the KV cache and device memory and drops the file mapping."""
+        self._stages, self._embedding, self._head = [], None, None
         self.file.close()
 
     def __enter__(self) -> Model:

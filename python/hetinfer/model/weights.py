@@ -45,6 +45,16 @@ def require_tensor(f: GGUFFile, name: str) -> GGUFTensor:
     return t
 
 
+def layer_tensors(f: GGUFFile, il: int) -> dict[str, GGUFTensor]:
+    """Stage key -> tensor of layer il: every tensor the stage places on its device."""
+    out = {}
+    for key, (suffix, required) in LAYER_TENSORS.items():
+        name = f"blk.{il}.{suffix}"
+        if required or name in f.tensors:
+            out[key] = require_tensor(f, name)
+    return out
+
+
 def layer_specs(f: GGUFFile, cfg: ArchConfig, first: int, last: int) -> list[dict]:
     """One dict per layer in [first, last): rope/window settings and weight specs."""
     layers = []
@@ -52,10 +62,7 @@ def layer_specs(f: GGUFFile, cfg: ArchConfig, first: int, last: int) -> list[dic
         settings = cfg.layers[il]
         d: dict = {"rope_base": settings.rope_base, "rope_freq_scale": settings.rope_freq_scale,
                    "window": settings.window}
-        for key, (suffix, required) in LAYER_TENSORS.items():
-            name = f"blk.{il}.{suffix}"
-            if required or name in f.tensors:
-                d[key] = weight_spec(require_tensor(f, name))
+        d.update({key: weight_spec(t) for key, t in layer_tensors(f, il).items()})
         layers.append(d)
     return layers
 

@@ -1,0 +1,82 @@
+#include "device.h"
+
+#include <stdexcept>
+#include <utility>
+
+namespace hi {
+
+namespace {
+const char* kind_name(MemKind kind) {
+  switch (kind) {
+    case MemKind::Weights: return "weights";
+    case MemKind::KV: return "KV cache";
+    case MemKind::Compute: return "compute buffers";
+  }
+  return "?";
+}
+}  // namespace
+
+Device::Device(std::string name, size_t cap) : name_(std::move(name)), cap_(cap) {}
+
+MemoryCounters Device::counters() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return counters_;
+}
+
+void Device::count(size_t bytes, MemKind kind) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (cap_ && counters_.total_used + bytes > cap_)
+    throw std::runtime_error(name_ + ": out of memory: " + std::to_string(bytes) + " bytes of " + kind_name(kind) +
+                             " would pass the device's cap of " + std::to_string(cap_) + " bytes (" +
+                             std::to_string(counters_.total_used) + " in use)");
+  const int k = int(kind);
+  counters_.used[k] += bytes;
+  counters_.total_used += bytes;
+  if (counters_.used[k] > counters_.high_water[k]) counters_.high_water[k] = counters_.used[k];
+  if (counters_.total_used > counters_.total_high_water) counters_.total_high_water = counters_.total_used;
+}
+
+void Device::uncount(size_t bytes, MemKind kind) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  counters_.used[int(kind)] -= bytes;
+  counters_.total_used -= bytes;
+}
+
+void* Device::allocate(size_t bytes, MemKind kind) {
+  count(bytes, kind);
+  void* p = bytes ? raw_allocate(bytes) : nullptr;
+  if (bytes && !p) {
+    uncount(bytes, kind);
+    throw std::runtime_error(name_ + ": allocating " + std::to_string(bytes) + " bytes of " + kind_name(kind) +
+                             " failed");
+  }
+  return p;
+}
+
+void Device::release(void* p, size_t bytes, MemKind kind) {
+  if (p) raw_release(p);
+  uncount(bytes, kind);
+}
+
+DeviceBuffer::DeviceBuffer(Device& device, size_t bytes, MemKind kind)
+    : device_(&device), ptr_(device.allocate(bytes, kind)), bytes_(bytes), kind_(kind) {}
+
+DeviceBuffer& DeviceBuffer::operator=(DeviceBuffer&& o) noexcept {
+  if (this != &o) {
+    reset();
+    device_ = std::exchange(o.device_, nullptr);
+    ptr_ = std::exchange(o.ptr_, nullptr);
+    bytes_ = std::exchange(o.bytes_, 0);
+    kind_ = o.kind_;
+  }
+  return *this;
+}
+
+void DeviceBuffer::reset() {
+  if (device_) device_->release(ptr_, bytes_, kind_);
+  device_ = nullptr;
+  ptr_ = nullptr;
+  bytes_ = 0;
+}
+
+}  // namespace hi

@@ -1,0 +1,60 @@
+#include "workspace.h"
+
+#include <algorithm>
+
+#include "../cpu/matmul.h"
+
+namespace hi {
+
+namespace {
+
+constexpr size_t kAlign = 64;
+
+// Hands out consecutive 64-byte aligned pieces of a buffer (or just counts them).
+struct Carver {
+  uint8_t* base;
+  size_t offset = 0;
+  void* take(size_t bytes) {
+    void* p = base ? base + offset : nullptr;
+    offset += (bytes + kAlign - 1) / kAlign * kAlign;
+    return p;
+  }
+  float* floats(int64_t n) { return static_cast<float*>(take(size_t(n) * sizeof(float))); }
+};
+
+// Quantised activation bytes for the widest input any matmul of the block takes.
+size_t act_scratch_bytes(const BlockConfig& c, int64_t n) {
+  size_t most = 0;
+  for (int64_t k : {c.n_embd, c.n_head * c.head_dim_v, c.n_ff})
+    most = std::max({most, matmul_scratch_bytes(QType::Q8_0, n, k), matmul_scratch_bytes(QType::Q4_K, n, k)});
+  return most;
+}
+
+}  // namespace
+
+Workspace Workspace::layout(const BlockConfig& c, int64_t n, uint8_t* base, size_t* bytes) {
+  Workspace w{};
+  Carver carve{base};
+  w.normed = carve.floats(n * c.n_embd);
+  w.delta = carve.floats(n * c.n_embd);
+  w.act = carve.take(act_scratch_bytes(c, n));
+  const size_t phase_start = carve.offset;
+  w.q = carve.floats(n * c.n_head * c.head_dim_k);
+  w.k = carve.floats(n * c.n_head_kv * c.head_dim_k);
+  w.v = carve.floats(n * c.n_head_kv * c.head_dim_v);
+  w.attn = carve.floats(n * c.n_head * c.head_dim_v);
+  const size_t attention_end = carve.offset;
+  carve.offset = phase_start;
+  w.gate = carve.floats(n * c.n_ff);
+  w.up = carve.floats(n * c.n_ff);
+  if (bytes) *bytes = std::max(attention_end, carve.offset);
+  return w;
+}
+
+size_t stage_workspace_bytes(const BlockConfig& cfg, int64_t max_tokens) {
+  size_t bytes = 0;
+  Workspace::layout(cfg, max_tokens, nullptr, &bytes);
+  return bytes;
+}
+
+}  // namespace hi

@@ -1,0 +1,33 @@
+// A stage's activations for a batch of up to max_tokens tokens, carved from
+// one device buffer allocated when the stage is built, so a forward pass
+// allocates nothing and the planner knows the compute-buffer size exactly.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+
+#include "block_config.h"
+
+namespace hi {
+
+struct Workspace {
+  float* normed;  // (n, n_embd) the normed residual stream
+  float* delta;   // (n, n_embd) a block's output before it joins the residual
+  // Attention phase.
+  float* q;       // (n, n_head, head_dim_k)
+  float* k;       // (n, n_head_kv, head_dim_k); also key rows re-rotated by a context shift
+  float* v;       // (n, n_head_kv, head_dim_v)
+  float* attn;    // (n, n_head, head_dim_v)
+  // Feed-forward phase, sharing the attention phase's bytes.
+  float* gate;    // (n, n_ff)
+  float* up;      // (n, n_ff)
+  void* act;      // matmul_scratch_bytes for the widest input: quantised activations
+
+  // Offsets of each field from the buffer's start for max_tokens tokens; base
+  // null gives the layout's total size in `bytes`.
+  static Workspace layout(const BlockConfig& cfg, int64_t max_tokens, uint8_t* base, size_t* bytes);
+};
+
+// Bytes of a stage's workspace (the planner's compute-buffer figure).
+size_t stage_workspace_bytes(const BlockConfig& cfg, int64_t max_tokens);
+
+}  // namespace hi

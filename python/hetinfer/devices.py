@@ -1,0 +1,128 @@
+"""Device names, what each device has, and the native device objects.
+
+Names: ``cpu`` (or ``cpu:N`` for several CPU devices sharing the machine, each
+with its own threads and memory cap), ``cuda:N`` and ``sycl:N``. The CUDA and
+SYCL backends are not part of this build yet; they are listed as unavailable
+with the reason.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+
+from . import _core
+
+_NAME = re.compile(r"^(cpu|cuda|sycl)(?::(\d+))?$")
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]i?B?|B)?\s*$", re.IGNORECASE)
+_UNITS = {"": 1, "B": 1, "K": 1e3, "KB": 1e3, "KIB": 2**10, "M": 1e6, "MB": 1e6, "MIB": 2**20, "G": 1e9, "GB": 1e9,
+          "GIB": 2**30, "T": 1e12, "TB": 1e12, "TIB": 2**40}
+UNAVAILABLE = {"cuda": "the CUDA backend is not part of this build yet",
+               "sycl": "the SYCL backend is not part of this build yet"}
+
+
+class DeviceError(ValueError):
+    """A device name that is malformed, unknown or not available."""
+
+
+@dataclass(frozen=True)
+class DeviceInfo:
+    name: str            # "cpu", "cpu:1", "cuda:0", "sycl:0"
+    kind: str            # "cpu", "cuda" or "sycl"
+    total_memory: int    # bytes
+    free_memory: int     # bytes, now
+    memory_pool: str     # devices with the same pool share the same memory ("host" for CPU devices)
+    description: str
+
+
+def parse_name(name: str) -> tuple[str, int | None]:
+    """("cpu", None) for "cpu", ("cuda", 1) for "cuda:1"; DeviceError otherwise."""
+    if not isinstance(name, str):
+        raise TypeError(f"a device name must be a str such as 'cpu' or 'cuda:0', got {type(name).__name__}")
+    m = _NAME.match(name.strip().lower())
+    if not m:
+        raise DeviceError(f"unknown device {name!r}: devices are named cpu, cpu:N, cuda:N or sycl:N")
+    return m.group(1), None if m.group(2) is None else int(m.group(2))
+
+
+def host_memory() -> tuple[int, int]:
+    """(total, available) bytes of host memory."""
+    try:
+        fields = {}
+        with open("/proc/meminfo") as f:
+            for line in f:
+                key, value = line.split(":", 1)
+                fields[key] = int(value.split()[0]) * 1024
+        return fields["MemTotal"], fields.get("MemAvailable", fields["MemFree"])
+    except (OSError, KeyError, ValueError):
+        page = os.sysconf("SC_PAGE_SIZE")
+        return os.sysconf("SC_PHYS_PAGES") * page, os.sysconf("SC_AVPHYS_PAGES") * page
+
+
+def device_info(name: str) -> DeviceInfo:
+    """What a device has; DeviceError naming the reason when it is not available."""
+    kind, _ = parse_name(name)
+    if kind != "cpu":
+        raise DeviceError(f"device {name!r} is not available: {UNAVAILABLE[kind]}")
+    total, free = host_memory()
+    return DeviceInfo(name.strip().lower(), kind, total, free, "host", f"CPU, {os.cpu_count()} threads")
+
+
+def check_names(devices) -> list[str]:
+    """Normalised, unique device names of a list; TypeError/DeviceError otherwise."""
+    if isinstance(devices, str) or not isinstance(devices, (list, tuple)):
+        raise TypeError("devices must be a list of device names such as ['cpu'] or ['cuda:0', 'sycl:0']")
+    if not devices:
+        raise ValueError("devices must name at least one device")
+    names = [device_info(d).name for d in devices]
+    if len(set(names)) != len(names):
+        raise DeviceError(f"a device is named twice in {list(devices)}: use cpu:0, cpu:1, ... for several CPU devices")
+    return names
+
+
+def per_device(values: dict, names: list[str], arg: str, check) -> dict[str, object]:
+    """{device name: check(value, label)} of a user's per-device dict, each key
+    one of `names` (normalised: "CPU" and "cpu" are one device)."""
+    out = {}
+    for name, value in values.items():
+        key = device_info(name).name
+        if key not in names:
+            raise ValueError(f"{arg} names {name!r}, which is not one of the devices {names}")
+        out[key] = check(value, f"{arg}[{name!r}]")
+    return out
+
+
+def list_devices() -> list[tuple[str, DeviceInfo | None, str]]:
+    """(name, info or None, why not available) for every backend."""
+    out: list[tuple[str, DeviceInfo | None, str]] = [("cpu", device_info("cpu"), "")]
+    out += [(f"{kind}:N", None, reason) for kind, reason in UNAVAILABLE.items()]
+    return out
+
+
+def best_device() -> str:
+    """The device a model goes on when none is named: a GPU when one is available, else the CPU."""
+    return "cpu"
+
+
+def parse_size(value, what: str) -> int:
+    """Bytes of an int or a string such as "6GiB", "512MiB", "1.5GB"."""
+    if isinstance(value, bool):
+        raise TypeError(f"{what} must be bytes or a size such as '6GiB', got {value!r}")
+    if isinstance(value, int):
+        n = value
+    elif isinstance(value, str) and (m := _SIZE.match(value)):
+        n = int(float(m.group(1)) * _UNITS[(m.group(2) or "").upper()])
+    else:
+        raise ValueError(f"{what} must be bytes or a size such as '6GiB', '512MiB' or '1.5GB', got {value!r}")
+    if n <= 0:
+        raise ValueError(f"{what} must be positive, got {value!r}")
+    return n
+
+
+def make_device(name: str, n_threads: int = 0, cap: int = 0):
+    """The native device object for a checked name (see csrc/device)."""
+    kind, _ = parse_name(name)
+    if kind != "cpu":
+        raise DeviceError(f"device {name!r} is not available: {UNAVAILABLE[kind]}")
+    return _core.CpuDevice(name, n_threads, cap)
