@@ -63,4 +63,40 @@ def test_inspect_bad_file(tmp_path, capsys):
 
 def test_devices(capsys):
     assert main(["devices"]) == 0
-    assert capsys.readouterr().out.startswith("cpu")
+    out = capsys.readouterr().out
+    assert out.startswith("cpu")
+    assert "cuda:N   not available" in out and "GiB free" in out
+
+
+def test_plan_table_json_and_plot(tiny, capsys, tmp_path):
+    assert main(["plan", tiny, "--devices", "cpu:0,cpu:1", "-ts", "1,1", "-c", "512", "-np", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "| cpu:0" in out and "| cpu:1" in out and "x 2 sequence(s)" in out
+    png = tmp_path / "plan.png"
+    assert main(["plan", tiny, "--devices", "cpu:0,cpu:1", "--json", "--plot", str(png)]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["fits"] and [d["device"] for d in doc["devices"]] == ["cpu:0", "cpu:1"]
+    assert sum(d["layers"][1] - d["layers"][0] for d in doc["devices"]) == 2
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_plan_that_does_not_fit_exits_1_with_suggestions(tiny, capsys):
+    assert main(["plan", tiny, "-c", "65536", "--max-memory", "cpu=8MiB"]) == 1
+    out = capsys.readouterr().out
+    assert "NO" in out and "what would:" in out and "n_ctx=" in out
+
+
+def test_run_split_over_two_devices_prints_what_one_device_prints(tiny, capsys):
+    args = ["run", tiny, "-p", "hello", "-n", "6", "--temp", "0", "-c", "64"]
+    assert main(args) == 0
+    one = capsys.readouterr().out
+    assert main(args + ["--devices", "cpu:0,cpu:1", "-sm", "layer", "-ts", "1,1"]) == 0
+    assert capsys.readouterr().out == one
+
+
+def test_bad_split_flags(tiny, capsys):
+    assert main(["run", tiny, "-p", "x", "--devices", "cpu:0,cpu:1", "-sm", "none"]) == 2
+    assert "one device" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["plan", tiny, "-ts", "a,b"])
+    assert "numbers such as 3,2" in capsys.readouterr().err

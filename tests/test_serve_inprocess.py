@@ -164,3 +164,63 @@ def test_engine_output_equals_model_generate(tiny):
             assert "".join(e.text for e in got) == want
     finally:
         engine.close()
+
+
+def test_split_flags_and_environment(monkeypatch):
+    m = parse_options(["-dev", "cpu:0,cpu:1", "-sm", "layer", "-ts", "3,1", "--max-memory", "cpu:0=1GiB"]).models[0]
+    assert (m.devices, m.split, m.tensor_split, m.max_memory) == (["cpu:0", "cpu:1"], "layer", [3.0, 1.0],
+                                                                 {"cpu:0": "1GiB"})
+    assert parse_options([]).models[0].devices is None  # the best available device, chosen at load
+    monkeypatch.setenv("HETINFER_SPLIT_MODE", "none")
+    monkeypatch.setenv("HETINFER_TENSOR_SPLIT", "2/1")
+    m = parse_options([]).models[0]
+    assert (m.split, m.tensor_split) == ("none", [2.0, 1.0])
+    monkeypatch.setenv("HETINFER_SPLIT_MODE", "diagonal")
+    with pytest.raises(ValueError, match="split mode must be one of"):
+        parse_options([])
+    monkeypatch.delenv("HETINFER_SPLIT_MODE")
+    with pytest.raises(ValueError, match="numbers such as 3,2"):
+        parse_options(["-ts", "a,b"])
+    with pytest.raises(ValueError, match="DEVICE=SIZE"):
+        parse_options(["--max-memory", "6GiB"])
+
+
+def test_models_toml_split_keys(tmp_path):
+    cfg = tmp_path / "models.toml"
+    cfg.write_text('[[model]]\npath = "big.gguf"\ndevices = ["cpu:0", "cpu:1"]\nsplit = "layer"\n'
+                   'tensor_split = [3, 2]\nmax_memory = { "cpu:1" = "2GiB" }\n')
+    m = parse_options(["--config", str(cfg)]).models[0]
+    assert (m.devices, m.split, m.tensor_split, m.max_memory) == (["cpu:0", "cpu:1"], "layer", [3, 2],
+                                                                 {"cpu:1": "2GiB"})
+
+
+def test_a_served_model_split_over_two_devices(tiny):
+    from hetinfer.serve.metrics import ServerMetrics
+    from hetinfer.serve.registry import ServedModel
+
+    one = ServedModel(ModelOptions(path=tiny, n_ctx=32, n_parallel=2), tiny, ServerMetrics())
+    split = ServedModel(ModelOptions(path=tiny, devices=["cpu:0", "cpu:1"], tensor_split=[1, 1], n_ctx=32,
+                                     n_parallel=2), tiny, ServerMetrics())
+    for m in (one, split):
+        m.load()
+    try:
+        assert split.state == "ready" and split.device == "cpu:0,cpu:1"
+        plan = split.props()["plan"]
+        assert [d["device"] for d in plan["devices"]] == ["cpu:0", "cpu:1"] and plan["fits"]
+        assert one.device == "cpu" and len(one.props()["plan"]["devices"]) == 1
+        outputs = [_run_job(m.engine, [1, 5, 9, 13], max_tokens=6)[1].result.tokens for m in (one, split)]
+        assert outputs[0] == outputs[1]
+        assert split.engine.model.transfers.count > 0
+    finally:
+        for m in (one, split):
+            m.engine.close()
+
+
+def test_a_model_that_does_not_fit_fails_with_the_plan(tiny):
+    from hetinfer.serve.metrics import ServerMetrics
+    from hetinfer.serve.registry import ServedModel
+
+    m = ServedModel(ModelOptions(path=tiny, max_memory={"cpu": "64KiB"}), tiny, ServerMetrics())
+    m.load()
+    assert m.state == "failed" and "does not fit" in m.error and "(max_memory)" in m.error
+    assert m.health()["state"] == "failed"

@@ -10,6 +10,8 @@ from collections import Counter
 import numpy as np
 
 from . import quants
+from .devices import parse_memory_caps, parse_ratio
+from .planner import SPLITS
 from .errors import GGUFError
 from .gguf_file import open_gguf
 
@@ -61,12 +63,48 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
 
 def cmd_devices(args: argparse.Namespace) -> int:
+    from .devices import list_devices
+
     feats = quants.cpu_features()
     simd = ", ".join(k for k, v in feats.items() if v) or "none"
-    print(f"cpu      threads={quants.get_num_threads()} simd={simd} kernel path={quants.kernel_path()}")
-    print("cuda:N   not available: the CUDA backend is not part of this build yet")
-    print("sycl:N   not available: the SYCL backend is not part of this build yet")
+    for name, info, why in list_devices():
+        if info is None:
+            print(f"{name:<8} not available: {why}")
+            continue
+        extra = f" threads={quants.get_num_threads()} simd={simd} kernel path={quants.kernel_path()}" \
+            if info.kind == "cpu" else ""
+        print(f"{name:<8} {info.description}, memory {info.free_memory / 2**30:.1f} / "
+              f"{info.total_memory / 2**30:.1f} GiB free{extra}")
+    print("several CPU devices: cpu:0, cpu:1, ... (each with its own threads and memory cap)")
     return 0
+
+
+def _placement(args: argparse.Namespace) -> dict:
+    """load()/plan() placement arguments of the shared flags."""
+    return {"devices": args.devices, "split": args.split_mode, "tensor_split": args.tensor_split,
+            "max_memory": args.max_memory, "cache_type_k": args.cache_type_k,
+            "cache_type_v": args.cache_type_v, "n_batch": args.batch_size}
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    import json
+
+    from .planner import plan
+
+    p = plan(args.model or default_model_path(), n_ctx=args.ctx_size, n_parallel=args.parallel, **_placement(args))
+    if args.plot:
+        from .plan_plot import save_plot
+
+        save_plot(p, args.plot)
+    if args.json:
+        print(json.dumps(p.to_dict(), indent=2))
+    else:
+        print(p.to_table())
+        if not p.fits:
+            print("does not fit; what would:")
+            for tip in p.suggestions() or ["a smaller model"]:
+                print(f"  - {tip}")
+    return 0 if p.fits else 1
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
@@ -77,12 +115,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
     path = args.model or default_model_path()
     n_ctx = max(args.n_prompt, args.n_gen, 1)
-    with Model(path, devices=args.devices, n_ctx=n_ctx, n_batch=args.batch_size, cache_type_k=args.cache_type_k,
-               cache_type_v=args.cache_type_v, n_threads=args.threads) as m:
+    with Model(path, n_ctx=n_ctx, n_threads=args.threads, **_placement(args)) as m:
         results = run_bench(m, n_prompt=args.n_prompt, n_gen=args.n_gen, repeats=args.repetitions)
+        devices = ",".join(m.devices)
         if args.json:
             common = {"model": os.path.basename(path), "model_size": m.size_bytes, "model_n_params": m.n_params,
-                      "devices": ",".join(args.devices), "n_threads": quants.get_num_threads(),
+                      "devices": devices, "split": m.plan.split, "n_threads": quants.get_num_threads(),
                       "n_batch": args.batch_size, "type_k": args.cache_type_k, "type_v": args.cache_type_v}
             print(json.dumps([{**common, **r.to_dict()} for r in results], indent=2))
             return 0
@@ -90,7 +128,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         print("| model | size | params | devices | threads | test | t/s |")
         print("| --- | ---: | ---: | --- | ---: | ---: | ---: |")
         for r in results:
-            print(f"| {name} | {m.size_bytes / 2**20:.2f} MiB | {m.n_params / 1e6:.2f} M | {','.join(args.devices)} "
+            print(f"| {name} | {m.size_bytes / 2**20:.2f} MiB | {m.n_params / 1e6:.2f} M | {devices} "
                   f"| {quants.get_num_threads()} | {r.test} | {r.tokens_per_second:.2f} ± {r.stddev:.2f} |")
     return 0
 
@@ -109,8 +147,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .model.generate import Generation
 
     path = args.model or default_model_path()
-    with Model(path, devices=args.devices, n_ctx=args.ctx_size, n_batch=args.batch_size,
-               cache_type_k=args.cache_type_k, cache_type_v=args.cache_type_v, n_threads=args.threads) as m:
+    with Model(path, n_ctx=args.ctx_size, n_threads=args.threads, **_placement(args)) as m:
         if args.chat:
             ids = m.chat_prompt_ids([{"role": "user", "content": args.prompt}])
         else:
@@ -134,13 +171,34 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_model_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("-t", "--threads", type=int, default=None, help="CPU threads (default: all)")
+def _argument_type(parse):
+    """An argparse type of a parser that raises ValueError."""
+    def convert(text: str):
+        try:
+            return parse(text)
+        except ValueError as e:
+            raise argparse.ArgumentTypeError(str(e)) from None
+    convert.__name__ = parse.__name__
+    return convert
+
+
+def add_placement_args(p: argparse.ArgumentParser, threads: bool = True) -> None:
+    """Flags shared by run, bench, plan: devices, split, memory, cache types."""
+    if threads:
+        p.add_argument("-t", "--threads", type=int, default=None, help="CPU threads (default: all)")
     p.add_argument("-b", "--batch-size", type=int, default=512, help="tokens per prefill batch")
     p.add_argument("-ctk", "--cache-type-k", default="f16", help="K cache type: f16, q8_0, q4_0 or f32")
     p.add_argument("-ctv", "--cache-type-v", default="f16", help="V cache type: f16, q8_0, q4_0 or f32")
-    p.add_argument("--devices", type=lambda s: s.split(","), default=["cpu"],
-                   help="comma-separated devices (this build: cpu)")
+    p.add_argument("-dev", "--devices", "--device", type=lambda s: s.split(","), default=None,
+                   help="comma-separated devices, e.g. cpu or cpu:0,cpu:1 (default: the best available); "
+                        "see `hetinfer devices`")
+    p.add_argument("-sm", "--split-mode", choices=SPLITS, default="layer",
+                   help="layer: contiguous layers per device (default); none: the whole model on one device; "
+                        "row: each matrix split by rows")
+    p.add_argument("-ts", "--tensor-split", type=_argument_type(parse_ratio), default=None,
+                   help="layer ratio per device, e.g. 3,2 (default: by free memory)")
+    p.add_argument("--max-memory", type=_argument_type(parse_memory_caps), default=None, metavar="DEVICE=SIZE,...",
+                   help="cap devices' memory, e.g. cpu:0=6GiB,cpu:1=2GiB")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -162,7 +220,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("-p", "--n-prompt", type=int, default=512, help="prompt tokens for the pp test (0 skips it)")
     b.add_argument("-n", "--n-gen", type=int, default=128, help="generated tokens for the tg test (0 skips it)")
     b.add_argument("-r", "--repetitions", type=int, default=5, help="repeats per test, after one warm-up run")
-    _add_model_args(b)
+    add_placement_args(b)
     b.add_argument("--json", action="store_true", help="print a JSON list of results instead of a table")
     b.set_defaults(func=cmd_bench)
 
@@ -187,8 +245,21 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--presence-penalty", type=float, default=0.0, help="subtracted once from seen tokens")
     r.add_argument("--frequency-penalty", type=float, default=0.0, help="subtracted per occurrence")
     r.add_argument("-s", "--seed", type=int, default=None, help="sampling seed (same seed, same text)")
-    _add_model_args(r)
+    add_placement_args(r)
     r.set_defaults(func=cmd_run)
+
+    pl = sub.add_parser("plan", help="show where a model would go and what each device would hold",
+                        description="Plan a model over devices without loading it: layers per device and, in "
+                                    "bytes, weights, KV cache and compute buffers against each device's free "
+                                    "memory (or --max-memory). Exits 1 when it does not fit, with what would.")
+    pl.add_argument("model", nargs="?", help="path of a .gguf file (default: the embedded Gemma 3 270M)")
+    pl.add_argument("-c", "--ctx", "--ctx-size", dest="ctx_size", type=int, default=4096,
+                    help="context per sequence in tokens")
+    pl.add_argument("-np", "--parallel", type=int, default=1, help="sequences active at once")
+    add_placement_args(pl, threads=False)
+    pl.add_argument("--json", action="store_true", help="print the plan as JSON")
+    pl.add_argument("--plot", metavar="FILE", help="also draw the plan (layers and memory bars) to FILE, e.g. plan.png")
+    pl.set_defaults(func=cmd_plan)
 
     dev = sub.add_parser("devices", help="list the devices hetinfer can use",
                          description="List devices with what they support, and why unavailable ones are not.")
@@ -208,7 +279,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (GGUFError, ValueError, TypeError) as e:
+    except (GGUFError, ValueError, TypeError, MemoryError, RuntimeError) as e:
         print(f"hetinfer: error: {e}", file=sys.stderr)
         return 2
 

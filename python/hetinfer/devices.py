@@ -66,7 +66,7 @@ def device_info(name: str) -> DeviceInfo:
     if kind != "cpu":
         raise DeviceError(f"device {name!r} is not available: {UNAVAILABLE[kind]}")
     total, free = host_memory()
-    return DeviceInfo(name.strip().lower(), kind, total, free, "host", f"CPU, {os.cpu_count()} threads")
+    return DeviceInfo(name.strip().lower(), kind, total, free, "host", "CPU")
 
 
 def check_names(devices) -> list[str]:
@@ -118,6 +118,25 @@ def parse_size(value, what: str) -> int:
     if n <= 0:
         raise ValueError(f"{what} must be positive, got {value!r}")
     return n
+
+
+def parse_ratio(text: str) -> list[float]:
+    """A --tensor-split value: "3,2" or "3/2" -> [3.0, 2.0] (checked by the planner)."""
+    try:
+        return [float(v) for v in text.replace("/", ",").split(",")]
+    except ValueError:
+        raise ValueError(f"a tensor split is numbers such as 3,2; got {text!r}") from None
+
+
+def parse_memory_caps(text: str) -> dict[str, str]:
+    """A --max-memory value: "cpu=6GiB,cuda:0=20GiB" -> {"cpu": "6GiB", "cuda:0": "20GiB"}."""
+    caps = {}
+    for item in text.split(","):
+        name, sep, size = item.strip().partition("=")
+        if not sep or not name or not size:
+            raise ValueError(f"a memory cap is DEVICE=SIZE such as cpu=6GiB; got {item!r}")
+        caps[name] = size
+    return caps
 
 
 def make_device(name: str, n_threads: int = 0, cap: int = 0):

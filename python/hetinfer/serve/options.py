@@ -8,6 +8,9 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..devices import parse_memory_caps, parse_ratio
+from ..planner import SPLITS
+
 try:
     import tomllib
 except ModuleNotFoundError:  # Python 3.10
@@ -20,7 +23,10 @@ class ModelOptions:
 
     path: str | None = None            # None: the embedded Gemma 3 270M
     aliases: list[str] = field(default_factory=list)  # names clients ask for; default: the file's stem
-    devices: list[str] = field(default_factory=lambda: ["cpu"])
+    devices: list[str] | None = None  # None: the best available device
+    split: str = "layer"               # "none", "layer" or "row" (see hetinfer.plan)
+    tensor_split: list[float] | None = None  # layer ratio per device; None: by free memory
+    max_memory: dict[str, str] | None = None  # cap per device, e.g. {"cpu": "6GiB"}
     n_ctx: int = 4096                  # tokens per slot
     n_parallel: int = 4                # slots
     n_batch: int = 512
@@ -84,8 +90,17 @@ def build_parser() -> argparse.ArgumentParser:
       help="K cache type: f16, q8_0, q4_0 or f32 (default: %(default)s) [HETINFER_CACHE_TYPE_K]")
     a("-ctv", "--cache-type-v", default=_env("CACHE_TYPE_V", "f16"),
       help="V cache type: f16, q8_0, q4_0 or f32 (default: %(default)s) [HETINFER_CACHE_TYPE_V]")
-    a("-dev", "--device", default=_env("DEVICE", "cpu"),
-      help="devices, comma-separated (this build: cpu) (default: %(default)s) [HETINFER_DEVICE]")
+    a("-dev", "--device", default=_env("DEVICE"),
+      help="devices, comma-separated, e.g. cpu or cpu:0,cpu:1 (default: the best available; "
+           "`hetinfer devices` lists them) [HETINFER_DEVICE]")
+    a("-sm", "--split-mode", choices=SPLITS, default=_env("SPLIT_MODE", "layer"),
+      help="how a model spreads over several devices: layer (contiguous layers per device), none (one "
+           "device) or row (each matrix by rows) (default: %(default)s) [HETINFER_SPLIT_MODE]")
+    a("-ts", "--tensor-split", default=_env("TENSOR_SPLIT"),
+      help="layer ratio per device, e.g. 3,1 (default: by free memory) [HETINFER_TENSOR_SPLIT]")
+    a("--max-memory", default=_env("MAX_MEMORY"),
+      help="cap devices' memory, e.g. cpu:0=6GiB,cpu:1=2GiB; the planner fits the model under "
+           "it [HETINFER_MAX_MEMORY]")
     a("--context-shift", action="store_true", default=_flag_env("CONTEXT_SHIFT"),
       help="when a slot's context is full, drop the older half and go on; otherwise generation stops "
            "there (finish_reason length) [HETINFER_CONTEXT_SHIFT]")
@@ -123,6 +138,8 @@ def _positive(value: int, name: str) -> int:
 
 def parse_options(argv: list[str] | None = None) -> ServerOptions:
     args = build_parser().parse_args(argv)
+    if args.split_mode not in SPLITS:  # a HETINFER_SPLIT_MODE value argparse did not check
+        raise ValueError(f"split mode must be one of {', '.join(SPLITS)}, got {args.split_mode!r}")
     opts = ServerOptions(host=args.host, port=args.port, api_keys=_api_keys(args.api_key, args.api_key_file),
                          threads=args.threads)
     if args.config:
@@ -132,7 +149,10 @@ def parse_options(argv: list[str] | None = None) -> ServerOptions:
     else:
         opts.models = [ModelOptions(
             path=args.model, aliases=[a.strip() for a in (args.alias or "").split(",") if a.strip()],
-            devices=[d.strip() for d in args.device.split(",") if d.strip()], n_ctx=_positive(args.ctx_size, "-c"),
+            devices=[d.strip() for d in args.device.split(",") if d.strip()] if args.device else None,
+            split=args.split_mode, tensor_split=parse_ratio(args.tensor_split) if args.tensor_split else None,
+            max_memory=parse_memory_caps(args.max_memory) if args.max_memory else None,
+            n_ctx=_positive(args.ctx_size, "-c"),
             n_parallel=_positive(args.parallel, "-np"), n_batch=_positive(args.batch_size, "-b"),
             cache_type_k=args.cache_type_k, cache_type_v=args.cache_type_v, context_shift=args.context_shift,
             max_queue=_positive(args.queue_size, "--queue-size"))]
@@ -143,7 +163,8 @@ def parse_options(argv: list[str] | None = None) -> ServerOptions:
 _MODEL_KEYS = {"path": ("path", str), "alias": ("aliases", list), "devices": ("devices", list),
                "ctx_size": ("n_ctx", int), "parallel": ("n_parallel", int), "batch_size": ("n_batch", int),
                "cache_type_k": ("cache_type_k", str), "cache_type_v": ("cache_type_v", str),
-               "context_shift": ("context_shift", bool), "queue_size": ("max_queue", int)}
+               "context_shift": ("context_shift", bool), "queue_size": ("max_queue", int),
+               "split": ("split", str), "tensor_split": ("tensor_split", list), "max_memory": ("max_memory", dict)}
 _TIER_SAMPLING = {"temperature", "top_p", "top_k", "min_p", "repeat_penalty", "repeat_last_n",
                   "presence_penalty", "frequency_penalty", "seed"}
 

@@ -7,6 +7,7 @@ import threading
 import time
 from pathlib import Path
 
+from ..devices import best_device
 from ..model import Model
 from .engine import Engine
 from .metrics import ServerMetrics
@@ -20,7 +21,8 @@ class ServedModel:
     def __init__(self, options: ModelOptions, path: str, metrics: ServerMetrics):
         self.options, self.path = options, path
         self.aliases = options.aliases or [Path(path).name.removesuffix(".gguf")]
-        self.device = ",".join(options.devices)
+        self.devices = options.devices or [best_device()]
+        self.device = ",".join(self.devices)
         self.metrics = metrics.for_model(self.name, self.device)
         self.state, self.error = "loading", None
         self.engine: Engine | None = None
@@ -33,7 +35,8 @@ class ServedModel:
     def load(self) -> None:
         o = self.options
         try:
-            model = Model(self.path, devices=o.devices, n_ctx=o.n_ctx, n_batch=o.n_batch, n_parallel=o.n_parallel,
+            model = Model(self.path, devices=self.devices, split=o.split, tensor_split=o.tensor_split,
+                          max_memory=o.max_memory, n_ctx=o.n_ctx, n_batch=o.n_batch, n_parallel=o.n_parallel,
                           cache_type_k=o.cache_type_k, cache_type_v=o.cache_type_v, progress=False)
             self.engine = Engine(model, name=self.name, max_queue=o.max_queue, context_shift=o.context_shift,
                                  metrics=self.metrics)
@@ -56,6 +59,8 @@ class ServedModel:
                 "total_slots": self.options.n_parallel, "kv_cells": self.options.n_ctx * self.options.n_parallel,
                 "n_batch": self.options.n_batch, "cache_type_k": self.options.cache_type_k,
                 "cache_type_v": self.options.cache_type_v, "context_shift": self.options.context_shift,
+                "split": self.options.split, "tensor_split": self.options.tensor_split,
+                "plan": m.plan.to_dict() if m else None,
                 "n_vocab": m.n_vocab if m else None, "chat_template": m.chat_template.source if m else None}
 
 
