@@ -74,7 +74,8 @@ BlockConfig block_config(const py::dict& c) {
 }
 
 PyStage* make_stage(const std::shared_ptr<Device>& device, const py::dict& c, const py::list& layers,
-                    int64_t n_cells, uint32_t cache_k, uint32_t cache_v, int64_t max_tokens) {
+                    int64_t n_cells, uint32_t cache_k, uint32_t cache_v, int64_t max_tokens,
+                    const std::vector<std::shared_ptr<Device>>& row_devices, const std::vector<double>& row_shares) {
   const BlockConfig cfg = block_config(c);
   if (n_cells <= 0) throw py::value_error("n_cells must be positive");
   if (max_tokens <= 0) throw py::value_error("max_tokens must be positive");
@@ -113,8 +114,13 @@ PyStage* make_stage(const std::shared_ptr<Device>& device, const py::dict& c, co
     w.post_ffn_norm = get("post_ffw_norm");
     weights.push_back(w);
   }
+  std::unique_ptr<RowSplit> rows;
+  if (!row_devices.empty()) {
+    if (row_devices.front() != device) throw py::value_error("a row split's first device must be the stage's");
+    rows = std::make_unique<RowSplit>(row_devices, row_shares, cfg, max_tokens);
+  }
   out->object = std::make_unique<Stage>(device, cfg, std::move(params), std::move(weights), n_cells,
-                                        checked_type(cache_k), checked_type(cache_v), max_tokens);
+                                        checked_type(cache_k), checked_type(cache_v), max_tokens, std::move(rows));
   return out.release();
 }
 
@@ -190,7 +196,13 @@ void bind_model(py::module_& m) {
 
   py::class_<PyStage>(m, "Stage", "A range of decoder layers with its KV cache (see csrc/model/stage.h).")
       .def(py::init(&make_stage), py::arg("device"), py::arg("config"), py::arg("layers"), py::arg("n_cells"),
-           py::arg("cache_type_k"), py::arg("cache_type_v"), py::arg("max_tokens"))
+           py::arg("cache_type_k"), py::arg("cache_type_v"), py::arg("max_tokens"),
+           py::arg("row_devices") = std::vector<std::shared_ptr<Device>>{}, py::arg("row_shares") = std::vector<double>{},
+           "row_devices (first: device) and row_shares: cut every matrix by rows across those devices.")
+      .def_property_readonly("row_transfers", [](PyStage& s) {
+        const RowSplit* r = s.object->rows();
+        return r ? py::make_tuple(r->transfers(), r->transfer_bytes()) : py::make_tuple(int64_t(0), int64_t(0));
+      }, "(count, bytes) of inputs sent and slices gathered by a row split.")
       .def("forward", &forward_py, py::arg("hidden"), py::arg("seq"), py::arg("pos"))
       .def("clear", [](PyStage& s) { s.object->cache().clear(); })
       .def("remove_sequence", [](PyStage& s, int32_t seq, int32_t p0, int32_t p1) {
@@ -221,6 +233,11 @@ void bind_model(py::module_& m) {
     return KVCache::bytes_for(n_layers, n_cells, cfg.n_head_kv, cfg.head_dim_k, cfg.head_dim_v, checked_type(type_k),
                               checked_type(type_v));
   }, py::arg("config"), py::arg("n_layers"), py::arg("n_cells"), py::arg("cache_type_k"), py::arg("cache_type_v"));
+  m.def("split_rows", &split_rows, py::arg("rows"), py::arg("shares"),
+        "Row bounds (len(shares) + 1,) of a matrix cut in the ratio shares.");
+  m.def("row_split_workspace_bytes", [](const py::dict& c, int64_t max_tokens, const std::vector<double>& shares) {
+    return row_split_workspace_bytes(block_config(c), max_tokens, shares);
+  }, py::arg("config"), py::arg("max_tokens"), py::arg("shares"));
   m.def("head_workspace_bytes", [](uint32_t output_type, int64_t n_embd, int64_t max_tokens) {
     return OutputHead::workspace_bytes(checked_type(output_type), n_embd, max_tokens);
   }, py::arg("output_type"), py::arg("n_embd"), py::arg("max_tokens"));

@@ -53,8 +53,38 @@ def test_layer_split_gives_the_same_logits_as_one_device(models, rng, arch):
         np.testing.assert_array_equal(split.eval_logits(prompt), want)  # bit for bit
 
 
+@pytest.mark.parametrize("arch", ARCHS)
+def test_row_split_gives_the_same_logits_as_one_device(models, rng, arch):
+    """Every matrix cut by rows 2 : 1 : 1 over three devices, slices gathered
+    after each matmul: each output row is the same arithmetic, so bit for bit."""
+    path = models(arch, "Q4_K_M")
+    with Model(path, n_ctx=64, n_batch=8) as one:
+        prompt = tokens(rng, one.n_vocab, 20)
+        want = one.eval_logits(prompt)
+    with Model(path, devices=SPLIT_DEVICES, split="row", tensor_split=[2, 1, 1], n_threads=THREADS, n_ctx=64,
+               n_batch=8) as split:
+        assert [d.row_share for d in split.plan.devices] == [0.5, 0.25, 0.25]
+        np.testing.assert_array_equal(split.eval_logits(prompt), want)
+
+
+def test_row_split_counts_a_send_and_a_gather_per_matmul_and_device(deep, rng):
+    with Model(deep, devices=SPLIT_DEVICES, split="row", n_threads=THREADS, n_ctx=64, n_batch=16) as m:
+        m.prefill(tokens(rng, m.n_vocab, 20))                      # 2 steps: 16 + 4 tokens
+        helpers, matmuls = 2, 7 * m.config.n_layer
+        assert m.transfers.count == 2 * helpers * matmuls * 2     # (send + gather) x helpers x matmuls x steps
+
+
+def test_row_split_with_no_rows_on_the_main_device(deep, rng):
+    with Model(deep, n_ctx=32) as one:
+        prompt = tokens(rng, one.n_vocab, 10)
+        want = one.eval_logits(prompt)
+    with Model(deep, devices=["cpu:0", "cpu:1"], split="row", tensor_split=[0, 1], n_ctx=32) as m:
+        assert m.plan.devices[0].kv > 0 and m.plan.devices[1].kv == 0  # attention stays on the main device
+        np.testing.assert_array_equal(m.eval_logits(prompt), want)
+
+
 def test_three_devices_count_one_transfer_per_boundary_per_step(deep, rng):
-    with Model(deep, devices=SPLIT_DEVICES, n_threads=THREADS, n_ctx=64, n_batch=16) as m:
+    with Model(deep, devices=SPLIT_DEVICES, n_threads=THREADS, n_ctx=64, n_batch=16, micro_batches=1) as m:
         assert [d.layers for d in m.plan.devices] == [(0, 2), (2, 4), (4, 6)]
         prompt = tokens(rng, m.n_vocab, 37)
         m.prefill(prompt)                              # 3 steps: 16 + 16 + 5 tokens
@@ -63,6 +93,33 @@ def test_three_devices_count_one_transfer_per_boundary_per_step(deep, rng):
         boundaries, steps = 2, 3 + 5
         assert m.transfers.count == boundaries * steps
         assert m.transfers.bytes == boundaries * (37 + 5) * m.config.n_embd * 4
+
+
+def test_pipelined_micro_batches_give_the_same_logits(deep, rng):
+    """Four sequences, each prompt cut across micro-batches: stage k runs micro-batch
+    i + 1 while stage k + 1 runs micro-batch i, and the result is bit for bit the same."""
+    prompts = [tokens(rng, 256, 9) for _ in range(4)]
+    ids = np.array(sum(prompts, []), np.int32)
+    seq = np.repeat(np.arange(4, dtype=np.int32), 9)
+    pos = np.tile(np.arange(9, dtype=np.int32), 4)
+    with Model(deep, n_ctx=32, n_parallel=4, n_batch=36) as one:
+        want = one.head(one.decode(ids, seq, pos))
+    with Model(deep, devices=SPLIT_DEVICES, n_threads=THREADS, n_ctx=32, n_parallel=4, n_batch=36,
+               micro_batches=5) as m:
+        assert m.micro_batches == 5
+        np.testing.assert_array_equal(m.head(m.decode(ids, seq, pos)), want)
+        assert m.transfers.count == 2 * 5  # boundaries x micro-batches, one step
+        # A step of one token per sequence: four micro-batches of one token (no more than tokens).
+        np.testing.assert_array_equal(m.decode(ids[:4], np.arange(4, dtype=np.int32), np.full(4, 9, np.int32)).shape,
+                                      (4, m.config.n_embd))
+        assert m.transfers.count == 2 * 5 + 2 * 4
+
+
+def test_pipelining_is_on_by_default_only_for_devices_with_their_own_threads(deep):
+    with Model(deep, devices=["cpu:0", "cpu:1"], n_threads={"cpu:0": 1, "cpu:1": 1}, n_ctx=32) as m:
+        assert m.micro_batches == 2
+    with Model(deep, devices=["cpu:0", "cpu:1"], n_ctx=32) as m:  # both on the process-wide pool
+        assert m.micro_batches == 1
 
 
 def test_greedy_generation_is_identical_split_and_whole(deep):
@@ -110,14 +167,14 @@ def test_layer_ranges(ratio, n_layer, want):
     assert got[0][0] == 0 and got[-1][1] == n_layer
 
 
-@pytest.mark.parametrize("cache", ["f16", "q8_0", "q4_0"])
-def test_planned_bytes_are_what_each_device_holds(deep, rng, cache):
+@pytest.mark.parametrize("split,cache", [("layer", "f16"), ("layer", "q8_0"), ("layer", "q4_0"), ("row", "f16")])
+def test_planned_bytes_are_what_each_device_holds(deep, rng, split, cache):
     """After loading and filling every sequence's whole context: per device and
     kind, the high-water mark equals the plan (the issue allows 1%; the CPU
     device allocates exactly what the native size functions say)."""
     n_ctx, n_parallel = 48, 2
-    with Model(deep, devices=SPLIT_DEVICES, n_threads=THREADS, n_ctx=n_ctx, n_parallel=n_parallel, n_batch=16,
-               cache_type_k=cache, cache_type_v=cache) as m:
+    with Model(deep, devices=SPLIT_DEVICES, split=split, n_threads=THREADS, n_ctx=n_ctx, n_parallel=n_parallel,
+               n_batch=16, cache_type_k=cache, cache_type_v=cache) as m:
         for seq in range(n_parallel):
             m.prefill(tokens(rng, m.n_vocab, n_ctx), seq_id=seq)
         assert m.used_cells == n_ctx * n_parallel
@@ -128,7 +185,7 @@ def test_planned_bytes_are_what_each_device_holds(deep, rng, cache):
             assert got["kv"]["high_water"] == d.kv
             assert got["compute"]["high_water"] == d.compute
             assert got["total"]["high_water"] == d.total
-    assert m.plan.devices[0].kv == 2 * n_ctx * n_parallel * m.config.n_head_kv * (
+    assert m.plan.devices[0].kv == m.plan.devices[0].n_layers * n_ctx * n_parallel * m.config.n_head_kv * (
         hetinfer.quants.row_bytes(cache.upper(), m.config.head_dim_k) +
         hetinfer.quants.row_bytes(cache.upper(), m.config.head_dim_v))
 
@@ -191,6 +248,7 @@ def test_the_device_cap_is_enforced_natively():
 @pytest.mark.parametrize("kwargs,error,match", [
     ({"devices": ["cpu:0", "cpu:1"], "split": "none"}, ValueError, "one device"),
     ({"devices": ["cpu"], "split": "diagonal"}, ValueError, "split must be one of"),
+    ({"devices": ["cpu"], "split": "row"}, ValueError, "two or more devices"),
     ({"devices": ["cpu:0", "cpu:1"], "tensor_split": [1]}, ValueError, "1 values for 2 devices"),
     ({"devices": ["cpu:0", "cpu:1"], "tensor_split": [1, -1]}, ValueError, ">= 0"),
     ({"devices": ["cpu:0", "cpu:1"], "tensor_split": [0, 0]}, ValueError, "positive share"),
@@ -246,3 +304,13 @@ def test_partition_two_models_on_their_own_devices_from_threads(models, deep, rn
     for m in loaded:
         m.close()
     assert results == alone
+
+
+def test_a_failing_micro_batch_raises_after_the_pipeline_drains(deep):
+    with Model(deep, devices=["cpu:0", "cpu:1"], n_threads={"cpu:0": 1, "cpu:1": 1}, n_ctx=8,
+               micro_batches=3) as m:
+        with pytest.raises(RuntimeError, match="KV cache full"):  # 12 tokens, 8 cells: the third micro-batch fails
+            m.decode(np.arange(12, dtype=np.int32), np.zeros(12, np.int32), np.arange(12, dtype=np.int32))
+        m.remove_sequence(0)
+        assert m.used_cells == 0 and all(s.used_cells == 0 for s in m._stages)
+        m.prefill([1, 2, 3])  # and the model goes on

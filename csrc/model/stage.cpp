@@ -37,11 +37,16 @@ std::vector<Weight*> all_weights(LayerWeights& w) {
           &w.post_attn_norm, &w.ffn_norm, &w.w_gate, &w.w_up, &w.w_down, &w.post_ffn_norm};
 }
 
+std::vector<Weight*> matrices(LayerWeights& w) { return {&w.wq, &w.wk, &w.wv, &w.wo, &w.w_gate, &w.w_up, &w.w_down}; }
+
 }  // namespace
 
 // y (n, w.rows) = x (n, w.cols) @ w^T [+ bias]
 void Stage::linear(const Weight& w, const Weight& bias, const float* x, int64_t n, float* y) {
-  matmul(w.type, w.data, w.rows, w.cols, x, n, y, ws_.act);
+  if (rows_)
+    rows_->run(row_matrix_.at(&w), x, n, y, ws_.act);
+  else
+    matmul(w.type, w.data, w.rows, w.cols, x, n, y, ws_.act);
   if (!bias.present()) return;
   const float* b = bias.f32();
   for (int64_t i = 0; i < n; ++i)
@@ -49,8 +54,10 @@ void Stage::linear(const Weight& w, const Weight& bias, const float* x, int64_t 
 }
 
 Stage::Stage(std::shared_ptr<Device> device, const BlockConfig& config, std::vector<LayerParams> params,
-             std::vector<LayerWeights> weights, int64_t n_cells, QType cache_k, QType cache_v, int64_t max_tokens)
+             std::vector<LayerWeights> weights, int64_t n_cells, QType cache_k, QType cache_v, int64_t max_tokens,
+             std::unique_ptr<RowSplit> rows)
     : device_(std::move(device)), cfg_(config), params_(std::move(params)), weights_(std::move(weights)),
+      rows_(std::move(rows)),
       cache_(*device_, int64_t(weights_.size()), n_cells, config.n_head_kv, config.head_dim_k, config.head_dim_v,
              cache_k, cache_v),
       max_tokens_(max_tokens) {
@@ -78,13 +85,16 @@ Stage::Stage(std::shared_ptr<Device> device, const BlockConfig& config, std::vec
     check_matrix(w.w_down, cfg_.n_embd, cfg_.n_ff, "ffn_down", l);
     check_vector(w.post_ffn_norm, cfg_.n_embd, "post_ffw_norm", l, false);
   }
-  for (LayerWeights& w : weights_)
+  for (LayerWeights& w : weights_) {
+    if (rows_)
+      for (Weight* m : matrices(w)) row_matrix_[m] = rows_->add_matrix(*m);
     for (Weight* one : all_weights(w)) {
-      if (!one->present()) continue;
+      if (!one->present() || row_matrix_.count(one)) continue;
       placed_.push_back(std::make_unique<PlacedWeights>(*device_, one->data, size_t(one->rows) *
                                                                                row_bytes(one->type, one->cols)));
       one->data = placed_.back()->data();
     }
+  }
   size_t bytes = 0;
   Workspace::layout(cfg_, max_tokens_, nullptr, &bytes);
   workspace_buffer_ = DeviceBuffer(*device_, bytes, MemKind::Compute);

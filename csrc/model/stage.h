@@ -4,11 +4,13 @@
 #pragma once
 #include <cstdint>
 #include <memory>
+#include <unordered_map>
 #include <vector>
 
 #include "../device/device.h"
 #include "block_config.h"
 #include "kv_cache.h"
+#include "row_split.h"
 #include "workspace.h"
 
 namespace hi {
@@ -17,8 +19,11 @@ class Stage {
  public:
   // weights: views of host memory (the file mapping), placed on `device`;
   // the KV cache and a workspace for max_tokens tokens are allocated there.
+  // rows: null, or a row split whose first device is `device`: the stage's
+  // matrices are then cut by rows across its devices.
   Stage(std::shared_ptr<Device> device, const BlockConfig& config, std::vector<LayerParams> params,
-        std::vector<LayerWeights> weights, int64_t n_cells, QType cache_k, QType cache_v, int64_t max_tokens);
+        std::vector<LayerWeights> weights, int64_t n_cells, QType cache_k, QType cache_v, int64_t max_tokens,
+        std::unique_ptr<RowSplit> rows = nullptr);
 
   // hidden: (n, n_embd), updated in place; seq, pos: (n,) per token; n <= max_tokens.
   void forward(float* hidden, const int32_t* seq, const int32_t* pos, int64_t n);
@@ -32,6 +37,7 @@ class Stage {
   Device& device() { return *device_; }
   int64_t n_layers() const { return int64_t(weights_.size()); }
   int64_t max_tokens() const { return max_tokens_; }
+  const RowSplit* rows() const { return rows_.get(); }
 
  private:
   void attention(int64_t layer, const std::vector<int32_t>& cells, VisibleCells& visible, const int32_t* seq,
@@ -42,8 +48,10 @@ class Stage {
   std::shared_ptr<Device> device_;
   BlockConfig cfg_;
   std::vector<LayerParams> params_;
-  std::vector<std::unique_ptr<PlacedWeights>> placed_;  // every present weight of every layer
-  std::vector<LayerWeights> weights_;                   // views of placed_
+  std::vector<std::unique_ptr<PlacedWeights>> placed_;  // every present weight of every layer (but row-split ones)
+  std::vector<LayerWeights> weights_;                   // views of placed_ (row-split matrices: of the file)
+  std::unique_ptr<RowSplit> rows_;                      // null: no row split
+  std::unordered_map<const Weight*, int> row_matrix_;   // a matrix of weights_ -> its id in rows_
   KVCache cache_;
   int64_t max_tokens_;
   DeviceBuffer workspace_buffer_;  // stage_workspace_bytes(cfg_, max_tokens_)

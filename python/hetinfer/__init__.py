@@ -38,7 +38,8 @@ __version__ = "0.1.0"
 
 def load(path, *, devices=None, split: str = "layer", tensor_split=None, max_memory=None, n_ctx: int = 4096,
          n_batch: int = 512, n_parallel: int = 1, cache_type_k: str = "f16", cache_type_v: str = "f16",
-         n_threads: int | dict | None = None, seed: int | None = None, progress: bool | None = None) -> Model:
+         n_threads: int | dict | None = None, micro_batches: int | None = None, seed: int | None = None,
+         progress: bool | None = None) -> Model:
     """Load a GGUF model for inference.
 
     devices: device names, e.g. ["cpu"] or ["cpu:0", "cpu:1"] (default: the
@@ -48,7 +49,10 @@ def load(path, *, devices=None, split: str = "layer", tensor_split=None, max_mem
     n_ctx: context per sequence; n_batch: prompt tokens per forward pass;
     n_parallel: sequences that can be active at once; cache_type_k/v: "f16",
     "q8_0", "q4_0" or "f32"; n_threads: CPU threads, an int for the shared
-    pool (default: all) or {"cpu:1": 2} for a device's own pool; seed: default
+    pool (default: all) or {"cpu:1": 2} for a device's own pool;
+    micro_batches: with a layer split, each batch is cut into this many
+    micro-batches that flow through the stages at the same time (default:
+    the number of devices; 1 runs the stages one after another); seed: default
     sampling seed; progress: show a loading bar for models of 1 GiB or more
     (None: only on a terminal). The planner (see hetinfer.plan) decides what
     goes where; a model that does not fit raises PlanError before anything is
@@ -56,7 +60,7 @@ def load(path, *, devices=None, split: str = "layer", tensor_split=None, max_mem
     """
     return Model(path, devices=devices, split=split, tensor_split=tensor_split, max_memory=max_memory, n_ctx=n_ctx,
                  n_batch=n_batch, n_parallel=n_parallel, cache_type_k=cache_type_k, cache_type_v=cache_type_v,
-                 n_threads=n_threads, seed=seed, progress=progress)
+                 n_threads=n_threads, micro_batches=micro_batches, seed=seed, progress=progress)
 
 __all__ = [
     "DeviceError", "Plan", "PlanError", "list_devices", "plan",

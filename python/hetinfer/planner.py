@@ -24,6 +24,7 @@ from .model.arch import ArchConfig, arch_config
 from .model.weights import layer_tensors, output_tensor, require_tensor
 
 SPLITS = ("none", "layer", "row")
+ROW_SPLIT = ("attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down")  # stage keys
 CACHE_TYPES = {"f32": "F32", "f16": "F16", "q8_0": "Q8_0", "q4_0": "Q4_0"}
 
 
@@ -47,6 +48,7 @@ class DevicePlan:
     max_memory: int | None       # the user's cap, bytes
     embedding: bool = False      # holds the token embedding
     output: bool = False         # holds the output head
+    row_share: float | None = None  # row split: this device's share of every matrix's rows
 
     @property
     def n_layers(self) -> int:
@@ -102,6 +104,8 @@ class Plan:
         rows = [("device", "layers", "weights", "KV cache", "compute", "total", "free", "limit", "fits")]
         for d in self.devices:
             layers = f"{d.layers[0]}-{d.layers[1] - 1} ({d.n_layers})" if d.n_layers else "-"
+            if d.row_share is not None:
+                layers += f" rows {100 * d.row_share:.0f}%"
             extras = "+".join(x for x, on in (("embd", d.embedding), ("out", d.output)) if on)
             rows.append((d.device, layers + (f" +{extras}" if extras else ""), _size(d.weights), _size(d.kv),
                          _size(d.compute), _size(d.total), _size(d.free),
@@ -131,7 +135,7 @@ class Plan:
                       {"cache_type_k": "q8_0", "cache_type_v": "q8_0"}))
         tries.append(("a q4_0 KV cache: cache_type_k='q4_0', cache_type_v='q4_0'",
                       {"cache_type_k": "q4_0", "cache_type_v": "q4_0"}))
-        if len(self.devices) > 1 and self.split != "none":
+        if len(self.devices) > 1 and self.split == "layer":
             ratio = _fitting_ratio(self)
             if ratio:
                 tries.append((f"another ratio: tensor_split={ratio}", {"tensor_split": ratio}))
@@ -240,6 +244,8 @@ class ModelSizes:
     name: str
     config: ArchConfig
     layer_weights: tuple[int, ...]  # bytes the stage places, per layer
+    # Per layer, (rows, bytes per row) of each matrix a row split cuts (csrc/model/row_split.h).
+    layer_matrices: tuple[tuple[tuple[int, int], ...], ...]
     embedding: int                  # token_embd bytes
     output: int                     # output matrix bytes (the embedding's when tied)
     output_norm: int
@@ -249,9 +255,11 @@ class ModelSizes:
     @classmethod
     def of(cls, f: GGUFFile, config: ArchConfig) -> ModelSizes:
         embd, out = require_tensor(f, "token_embd.weight"), output_tensor(f)
-        return cls(os.path.basename(f.path), config,
-                   tuple(sum(t.nbytes for t in layer_tensors(f, il).values()) for il in range(config.n_layer)),
-                   embd.nbytes, out.nbytes, require_tensor(f, "output_norm.weight").nbytes, int(out.type),
+        layers = [layer_tensors(f, il) for il in range(config.n_layer)]
+        matrices = tuple(tuple((t.shape[0], t.nbytes // t.shape[0]) for key, t in ts.items() if key in ROW_SPLIT)
+                         for ts in layers)
+        return cls(os.path.basename(f.path), config, tuple(sum(t.nbytes for t in ts.values()) for ts in layers),
+                   matrices, embd.nbytes, out.nbytes, require_tensor(f, "output_norm.weight").nbytes, int(out.type),
                    out is embd)
 
 
@@ -267,15 +275,28 @@ def _plan(*, sizes: ModelSizes, infos: list[DeviceInfo], split: str, tensor_spli
         ratio = [1.0] + [0.0] * (len(infos) - 1)
     else:
         ratio = tensor_split or [float(min(i.free_memory, c) if c else i.free_memory) for i, c in zip(infos, caps)]
-    ranges = layer_ranges(ratio, config.n_layer)
+    # Row split: the main device (the first) runs every layer; the others hold row slices.
+    ranges = layer_ranges(ratio, config.n_layer) if split != "row" else \
+        [(0, config.n_layer)] + [(0, 0)] * (len(infos) - 1)
     block = config.block_config()
     devices = []
-    for info, cap, (first, last) in zip(infos, caps, ranges):
+    for i, (info, cap, (first, last)) in enumerate(zip(infos, caps, ranges)):
         d = DevicePlan(info.name, (first, last), 0, 0, 0, info.free_memory, cap)
+        if split == "row":
+            d.row_share = ratio[i] / sum(ratio)
+            d.weights = sum((b[i + 1] - b[i]) * row_bytes for layer in sizes.layer_matrices
+                            for rows, row_bytes in layer for b in [_core.split_rows(rows, ratio)])
+            d.compute = _core.row_split_workspace_bytes(block, n_batch, ratio)[i]
+            if i:
+                devices.append(d)
+                continue
+            d.weights += sum(sizes.layer_weights) - sum(rows * rb for layer in sizes.layer_matrices
+                                                        for rows, rb in layer)
         if last > first:
-            d.weights = sum(sizes.layer_weights[first:last])
+            if split != "row":
+                d.weights = sum(sizes.layer_weights[first:last])
             d.kv = _core.kv_cache_bytes(block, last - first, n_ctx * n_parallel, k_type, v_type)
-            d.compute = _core.stage_workspace_bytes(block, n_batch)
+            d.compute += _core.stage_workspace_bytes(block, n_batch)
             d.embedding = first == 0
             d.output = last == config.n_layer
             if d.embedding:
@@ -306,8 +327,8 @@ def plan_for(file: GGUFFile, config: ArchConfig, *, devices, split: str = "layer
     names = check_names(devices)
     if split not in SPLITS:
         raise ValueError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
-    if split == "row":
-        raise ValueError("split='row' (tensor parallel) is not part of this build yet: use split='layer'")
+    if split == "row" and len(names) < 2:
+        raise ValueError("split='row' cuts every matrix across two or more devices; got one")
     if split == "none" and len(names) > 1:
         raise ValueError(f"split='none' puts the whole model on one device, got {len(names)}: "
                          "use split='layer' to spread it, or load one model per device")

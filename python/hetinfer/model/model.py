@@ -17,6 +17,7 @@ from ..sampling import SamplingParams, check_logit_bias_ids
 from ..tokenizer import Tokenizer
 from . import chat as chat_format
 from .generate import Generation, generate
+from .pipeline import Pipeline, split_batch
 from ..gguf_file import GGUFFile, open_gguf
 from .arch import ArchConfig, arch_config
 from .weights import layer_specs, output_tensor, prefetch, require_tensor, weight_spec
@@ -51,7 +52,8 @@ class Model:
     def __init__(self, path: str | os.PathLike, *, devices: Sequence[str] | None = None, split: str = "layer",
                  tensor_split: Sequence[float] | None = None, max_memory: dict | None = None, n_ctx: int = 4096,
                  n_batch: int = 512, n_parallel: int = 1, cache_type_k: str = "f16", cache_type_v: str = "f16",
-                 n_threads: int | dict | None = None, seed: int | None = None, progress: bool | None = None):
+                 n_threads: int | dict | None = None, micro_batches: int | None = None, seed: int | None = None,
+                 progress: bool | None = None):
         names = check_names(devices if devices is not None else [best_device()])
         threads = _threads_per_device(n_threads, names)
         self.seed = seed
@@ -68,7 +70,14 @@ class Model:
         except BaseException:
             self.file.close()
             raise
-        self.transfers = Transfers()
+        self._boundaries = Transfers()  # hidden states between layer-split stages
+        # Pipelining: a batch goes through the stages in this many micro-batches (1: one after another).
+        # By default one per stage, unless two stages would share the process-wide CPU pool: they would
+        # take turns on it, and pipelining them measured slower (bench/RESULTS.md).
+        shared = sum(1 for d in self.plan.used if d.device.startswith("cpu") and not threads.get(d.device)) > 1
+        self.micro_batches = (1 if shared else len(self._stages)) if micro_batches is None else \
+            positive_int(micro_batches, "micro_batches")
+        self._pipeline = Pipeline(self._stages) if len(self._stages) > 1 and self.micro_batches > 1 else None
 
     def _build(self, embd, threads: dict[str, int]) -> None:
         """Devices, then the embedding, the stages and the head on them, as planned."""
@@ -79,9 +88,13 @@ class Model:
         k_type = cache_type_id(plan.cache_type_k, "cache_type_k")
         v_type = cache_type_id(plan.cache_type_v, "cache_type_v")
         self._embedding = _core.Embedding(self.devices[used[0].device], weight_spec(embd), cfg.embed_scale)
+        rows = {}
+        if plan.split == "row":  # one stage on the main device; every device holds a slice of each matrix
+            rows = {"row_devices": [self.devices[d.device] for d in plan.devices],
+                    "row_shares": [d.row_share for d in plan.devices]}
         self._stages = [_core.Stage(self.devices[d.device], cfg.block_config(),
                                     layer_specs(self.file, cfg, *d.layers), self.n_cells, k_type, v_type,
-                                    self.n_batch) for d in used]
+                                    self.n_batch, **rows) for d in used]
         self._head = _core.OutputHead(self.devices[used[-1].device],
                                       weight_spec(require_tensor(self.file, "output_norm.weight")),
                                       weight_spec(output_tensor(self.file)), cfg.rms_eps, cfg.final_softcap,
@@ -99,6 +112,14 @@ class Model:
     @property
     def used_cells(self) -> int:
         return self._stages[0].used_cells
+
+    @property
+    def transfers(self) -> Transfers:
+        """Data moved between devices so far: hidden states at layer-split
+        boundaries, inputs sent and slices gathered by a row split."""
+        row = [stage.row_transfers for stage in self._stages]
+        return Transfers(self._boundaries.count + sum(c for c, _ in row),
+                         self._boundaries.bytes + sum(b for _, b in row))
 
     def memory(self) -> dict[str, dict]:
         """Per device: bytes in use and high-water marks by kind (weights, kv, compute, total)."""
@@ -133,13 +154,17 @@ class Model:
 
     def decode(self, ids: np.ndarray, seq: np.ndarray, pos: np.ndarray) -> np.ndarray:
         """Runs a batch of at most n_batch tokens through every layer, stage by
-        stage; returns hidden states (n, n_embd). The hidden state crosses to
-        the next device once per stage boundary."""
+        stage; returns hidden states (n, n_embd). Each micro-batch's hidden
+        state crosses to the next device once per stage boundary; with several
+        micro-batches the stages work on different ones at the same time."""
         hidden = self.embed(ids)
-        for i, stage in enumerate(self._stages):
-            if i:
-                self.transfers.count += 1
-                self.transfers.bytes += hidden.nbytes
+        parts = split_batch(len(ids), self.micro_batches) if self._pipeline else [slice(0, len(ids))]
+        self._boundaries.count += (len(self._stages) - 1) * len(parts)
+        self._boundaries.bytes += (len(self._stages) - 1) * hidden.nbytes
+        if len(parts) > 1:
+            return np.concatenate(self._pipeline.run([hidden[p] for p in parts], [seq[p] for p in parts],
+                                                     [pos[p] for p in parts]))
+        for stage in self._stages:
             hidden = stage.forward(hidden, seq, pos)
         return hidden
 
@@ -272,7 +297,9 @@ class Model:
 
     def close(self) -> None:
         """Frees the KV cache and device memory and drops the file mapping."""
-        self._stages, self._embedding, self._head = [], None, None
+        if self._pipeline:
+            self._pipeline.close()
+        self._stages, self._embedding, self._head, self._pipeline = [], None, None, None
         self.file.close()
 
     def __enter__(self) -> Model:
