@@ -39,7 +39,7 @@ MODES = {
     "none": lambda d: {"devices": d[:1], "split": "none"},
     "layer": lambda d: {"devices": d, "split": "layer", "n_threads": _threads(d), "micro_batches": 1},
     "layer-pipelined": lambda d: {"devices": d, "split": "layer", "n_threads": _threads(d),
-                                  "micro_batches": 2 * len(d)},
+                                  "micro_batches": len(d)},
     "row": lambda d: {"devices": d, "split": "row", "n_threads": _threads(d)},
 }
 
@@ -70,7 +70,8 @@ def _record(benchmark, mode: str, m, n_tokens: int, before) -> None:
     count, nbytes = m.transfers.count - before[0], m.transfers.bytes - before[1]
     calls = rounds + 1  # pedantic's one warm-up round also moved data
     benchmark.extra_info.update({
-        "mode": mode, "devices": ",".join(d.device for d in m.plan.used), "split": m.plan.split,
+        "mode": mode, "devices": ",".join(d.device for d in m.plan.devices if d.n_layers or d.row_share),
+        "split": m.plan.split,
         "micro_batches": m.micro_batches, "tokens_per_call": n_tokens,
         "transfers_per_token": count / (calls * n_tokens), "transfer_bytes_per_token": nbytes / (calls * n_tokens)})
 
