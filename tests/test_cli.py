@@ -100,3 +100,26 @@ def test_bad_split_flags(tiny, capsys):
     with pytest.raises(SystemExit):
         main(["plan", tiny, "-ts", "a,b"])
     assert "numbers such as 3,2" in capsys.readouterr().err
+
+
+def test_tune_picks_a_ratio_and_sweeps(tiny, capsys):
+    assert main(["tune", tiny, "--devices", "cpu:0,cpu:1", "--device-threads", "cpu:0=1,cpu:1=1",
+                 "--n-tokens", "8", "-r", "1", "--sweep"]) == 0
+    out = capsys.readouterr().out
+    assert "| cpu:0 |" in out and "| cpu:1 |" in out and "picked: --tensor-split" in out
+    picked = [int(v) for v in out.split("picked: --tensor-split ")[1].split()[0].split(",")]
+    assert sum(picked) == 2                      # the tiny model's two layers
+    assert "| 1,1" in out and "best: --tensor-split 1,1" in out   # the only split of two layers
+
+
+def test_ratio_follows_speed():
+    from hetinfer.tune import DeviceTiming, ratio_for
+
+    assert ratio_for([DeviceTiming("a", 1.0), DeviceTiming("b", 3.0)], 8) == [6, 2]
+    assert ratio_for([DeviceTiming("a", 2.0), DeviceTiming("b", 2.0), DeviceTiming("c", 1.0)], 8) == [2, 2, 4]
+
+
+def test_device_threads_flag(capsys):
+    with pytest.raises(SystemExit):
+        main(["plan", "--device-threads", "cpu:0=none"])
+    assert "positive count" in capsys.readouterr().err

@@ -10,7 +10,7 @@ from collections import Counter
 import numpy as np
 
 from . import quants
-from .devices import parse_memory_caps, parse_ratio
+from .devices import parse_device_threads, parse_memory_caps, parse_ratio
 from .planner import SPLITS
 from .errors import GGUFError
 from .gguf_file import open_gguf
@@ -86,6 +86,34 @@ def _placement(args: argparse.Namespace) -> dict:
             "cache_type_v": args.cache_type_v, "n_batch": args.batch_size}
 
 
+def cmd_tune(args: argparse.Namespace) -> int:
+    from .tune import layer_timings, ratio_for, sweep
+
+    path = args.model or default_model_path()
+    devices = args.devices or ["cpu"]
+    timings = layer_timings(path, devices, n_threads=args.device_threads, n_tokens=args.n_tokens,
+                            repeats=args.repetitions)
+    with open_gguf(path) as f:
+        n_layer = int(f.metadata[f"{f.architecture}.block_count"])
+    ratio = ratio_for(timings, n_layer)
+    print(f"| device | ms per layer ({args.n_tokens}-token batch) | layers |\n|---|---:|---:|")
+    for t, n in zip(timings, ratio):
+        print(f"| {t.device} | {t.ms_per_layer:.3f} | {n} |")
+    print(f"\npicked: --tensor-split {','.join(str(n) for n in ratio)}")
+    if args.sweep:
+        results = sweep(path, devices, n_threads=args.device_threads, n_tokens=args.n_tokens,
+                        repeats=args.repetitions)
+        best = max(results, key=lambda r: r[1])
+        print(f"\n| split | pipelined pp{args.n_tokens} t/s |\n|---|---:|")
+        for split, tps in results:
+            mark = " (picked)" if split == ratio else ""
+            print(f"| {split[0]},{split[1]}{mark} | {tps:.1f} |")
+        picked = next((tps for split, tps in results if split == ratio), None)
+        share = f" = {picked / best[1]:.2f} of the best" if picked else ""
+        print(f"\nbest: --tensor-split {best[0][0]},{best[0][1]} ({best[1]:.1f} t/s); picked{share}")
+    return 0
+
+
 def cmd_plan(args: argparse.Namespace) -> int:
     import json
 
@@ -115,7 +143,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
     path = args.model or default_model_path()
     n_ctx = max(args.n_prompt, args.n_gen, 1)
-    with Model(path, n_ctx=n_ctx, n_threads=args.threads, **_placement(args)) as m:
+    with Model(path, n_ctx=n_ctx, n_threads=args.device_threads or args.threads, **_placement(args)) as m:
         results = run_bench(m, n_prompt=args.n_prompt, n_gen=args.n_gen, repeats=args.repetitions)
         devices = ",".join(m.devices)
         if args.json:
@@ -147,7 +175,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .model.generate import Generation
 
     path = args.model or default_model_path()
-    with Model(path, n_ctx=args.ctx_size, n_threads=args.threads, **_placement(args)) as m:
+    with Model(path, n_ctx=args.ctx_size, n_threads=args.device_threads or args.threads, **_placement(args)) as m:
         if args.chat:
             ids = m.chat_prompt_ids([{"role": "user", "content": args.prompt}])
         else:
@@ -199,6 +227,8 @@ def add_placement_args(p: argparse.ArgumentParser, threads: bool = True) -> None
                    help="layer ratio per device, e.g. 3,2 (default: by free memory)")
     p.add_argument("--max-memory", type=_argument_type(parse_memory_caps), default=None, metavar="DEVICE=SIZE,...",
                    help="cap devices' memory, e.g. cpu:0=6GiB,cpu:1=2GiB")
+    p.add_argument("--device-threads", type=_argument_type(parse_device_threads), default=None,
+                   metavar="DEVICE=N,...", help="a CPU device's own thread count, e.g. cpu:0=6,cpu:1=2")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -260,6 +290,17 @@ def build_parser() -> argparse.ArgumentParser:
     pl.add_argument("--json", action="store_true", help="print the plan as JSON")
     pl.add_argument("--plot", metavar="FILE", help="also draw the plan (layers and memory bars) to FILE, e.g. plan.png")
     pl.set_defaults(func=cmd_plan)
+
+    tu = sub.add_parser("tune", help="measure each device and pick a layer-split ratio",
+                        description="Run the model alone on each device, measure its time per layer on a "
+                                    "prompt batch, and pick the layer split that balances the pipelined "
+                                    "stages. --sweep also measures every split of two devices.")
+    tu.add_argument("model", nargs="?", help="path of a .gguf file (default: the embedded Gemma 3 270M)")
+    add_placement_args(tu, threads=False)
+    tu.add_argument("--n-tokens", type=int, default=128, help="prompt tokens per measured batch")
+    tu.add_argument("-r", "--repetitions", type=int, default=3, help="measured runs per case (median)")
+    tu.add_argument("--sweep", action="store_true", help="also measure every split of two devices")
+    tu.set_defaults(func=cmd_tune)
 
     dev = sub.add_parser("devices", help="list the devices hetinfer can use",
                          description="List devices with what they support, and why unavailable ones are not.")

@@ -128,15 +128,29 @@ def parse_ratio(text: str) -> list[float]:
         raise ValueError(f"a tensor split is numbers such as 3,2; got {text!r}") from None
 
 
+def parse_device_threads(text: str) -> dict[str, int]:
+    """A --device-threads value: "cpu:0=6,cpu:1=2" -> {"cpu:0": 6, "cpu:1": 2}."""
+    out = {}
+    for name, value in _device_pairs(text, "a device's threads are DEVICE=N such as cpu:0=4").items():
+        if not value.isdigit() or int(value) < 1:
+            raise ValueError(f"a device's threads are a positive count such as cpu:0=4; got {name}={value}")
+        out[name] = int(value)
+    return out
+
+
+def _device_pairs(text: str, expected: str) -> dict[str, str]:
+    out = {}
+    for item in text.split(","):
+        name, sep, value = item.strip().partition("=")
+        if not sep or not name or not value:
+            raise ValueError(f"{expected}; got {item!r}")
+        out[name] = value
+    return out
+
+
 def parse_memory_caps(text: str) -> dict[str, str]:
     """A --max-memory value: "cpu=6GiB,cuda:0=20GiB" -> {"cpu": "6GiB", "cuda:0": "20GiB"}."""
-    caps = {}
-    for item in text.split(","):
-        name, sep, size = item.strip().partition("=")
-        if not sep or not name or not size:
-            raise ValueError(f"a memory cap is DEVICE=SIZE such as cpu=6GiB; got {item!r}")
-        caps[name] = size
-    return caps
+    return _device_pairs(text, "a memory cap is DEVICE=SIZE such as cpu=6GiB")
 
 
 def make_device(name: str, n_threads: int = 0, cap: int = 0):
