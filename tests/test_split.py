@@ -259,6 +259,7 @@ def test_the_device_cap_is_enforced_natively():
     ({"devices": ["cuda:0"]}, hetinfer.DeviceError, "not available"),
     ({"devices": "cpu"}, TypeError, "list of device names"),
     ({"devices": ["cpu"], "n_threads": {"cpu:1": 2}}, ValueError, "not one of the devices"),
+    ({"devices": ["cpu"], "micro_batches": 0}, ValueError, "micro_batches must be positive"),
 ])
 def test_bad_arguments_get_clear_errors(deep, kwargs, error, match):
     with pytest.raises(error, match=match):

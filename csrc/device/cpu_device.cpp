@@ -5,10 +5,6 @@
 
 namespace hi {
 
-namespace {
-constexpr size_t kAlign = 64;  // a cache line: AVX2 loads never split one
-}
-
 CpuDevice::CpuDevice(std::string name, int n_threads, size_t cap) : Device(std::move(name), cap) {
   if (n_threads < 0) throw std::invalid_argument("n_threads must be >= 0 (0 = the process-wide pool)");
   if (n_threads > 0) pool_ = std::make_unique<ThreadPool>(n_threads);
@@ -38,7 +34,7 @@ void CpuDevice::unplace_weights(const uint8_t* placed, size_t bytes) {
   }
 }
 
-void* CpuDevice::raw_allocate(size_t bytes) { return std::aligned_alloc(kAlign, (bytes + kAlign - 1) / kAlign * kAlign); }
+void* CpuDevice::raw_allocate(size_t bytes) { return std::aligned_alloc(kBufferAlign, align_up(bytes)); }
 
 void CpuDevice::raw_release(void* p) { std::free(p); }
 

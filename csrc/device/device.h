@@ -13,6 +13,11 @@
 namespace hi {
 
 enum class MemKind { Weights, KV, Compute };
+
+// Device buffers and the pieces carved from them start on 64-byte boundaries
+// (a cache line: vector loads never split one).
+constexpr size_t kBufferAlign = 64;
+constexpr size_t align_up(size_t bytes) { return (bytes + kBufferAlign - 1) / kBufferAlign * kBufferAlign; }
 constexpr int kMemKinds = 3;
 
 struct MemoryCounters {

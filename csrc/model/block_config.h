@@ -34,6 +34,7 @@ struct Weight {
   const uint8_t* data = nullptr;  // nullptr = absent
   int64_t rows = 0, cols = 0;
   bool present() const { return data != nullptr; }
+  size_t bytes() const { return size_t(rows) * row_bytes(type, cols); }
   const float* f32() const { return reinterpret_cast<const float*>(data); }
 };
 

@@ -12,21 +12,19 @@ namespace hi {
 
 namespace {
 
-size_t weight_bytes(const Weight& w) { return size_t(w.rows) * row_bytes(w.type, w.cols); }
-
 Weight placed_view(Weight w, const PlacedWeights& placed) {
   w.data = placed.data();
   return w;
 }
 
 size_t normed_bytes(int64_t n_embd, int64_t max_tokens) {
-  return (size_t(max_tokens * n_embd) * sizeof(float) + 63) / 64 * 64;
+  return align_up(size_t(max_tokens * n_embd) * sizeof(float));
 }
 
 }  // namespace
 
 Embedding::Embedding(std::shared_ptr<Device> device, const Weight& table, float scale)
-    : device_(std::move(device)), placed_(*device_, table.data, weight_bytes(table)),
+    : device_(std::move(device)), placed_(*device_, table.data, table.bytes()),
       table_(placed_view(table, placed_)), scale_(scale) {}
 
 void Embedding::lookup(const int32_t* ids, int64_t n, float* out) {
@@ -53,8 +51,8 @@ size_t OutputHead::workspace_bytes(QType output_type, int64_t n_embd, int64_t ma
 
 OutputHead::OutputHead(std::shared_ptr<Device> device, const Weight& norm, const Weight& output, float eps,
                        float softcap, int64_t max_tokens)
-    : device_(std::move(device)), placed_norm_(*device_, norm.data, weight_bytes(norm)),
-      placed_output_(*device_, output.data, weight_bytes(output)), norm_(placed_view(norm, placed_norm_)),
+    : device_(std::move(device)), placed_norm_(*device_, norm.data, norm.bytes()),
+      placed_output_(*device_, output.data, output.bytes()), norm_(placed_view(norm, placed_norm_)),
       output_(placed_view(output, placed_output_)), eps_(eps), softcap_(softcap), max_tokens_(max_tokens),
       workspace_(*device_, workspace_bytes(output.type, output.cols, max_tokens), MemKind::Compute) {
   if (norm.type != QType::F32 || norm.rows * norm.cols != output.cols)

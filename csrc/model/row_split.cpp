@@ -6,13 +6,11 @@
 #include <stdexcept>
 
 #include "../cpu/matmul.h"
+#include "workspace.h"
 
 namespace hi {
 
 namespace {
-
-constexpr size_t kAlign = 64;
-size_t aligned(size_t n) { return (n + kAlign - 1) / kAlign * kAlign; }
 
 // (rows, cols) of the seven matrices of a block.
 std::vector<std::pair<int64_t, int64_t>> block_matrices(const BlockConfig& c) {
@@ -33,15 +31,12 @@ Layout layout(const BlockConfig& c, int64_t n, const std::vector<double>& shares
     max_rows = std::max(max_rows, b[device + 1] - b[device]);
   }
   Layout l;
-  size_t act = 0;
-  for (int64_t k : {c.n_embd, c.n_head * c.head_dim_v, c.n_ff})
-    act = std::max({act, matmul_scratch_bytes(QType::Q8_0, n, k), matmul_scratch_bytes(QType::Q4_K, n, k)});
   // The main device reads x in place and uses the stage's act scratch: only its slice output is its own.
   const bool main = device == 0;
   l.x = 0;
-  l.y = main ? 0 : aligned(size_t(n * max_k) * sizeof(float));
-  l.act = l.y + aligned(size_t(n * max_rows) * sizeof(float));
-  l.total = l.act + (main ? 0 : aligned(act));
+  l.y = main ? 0 : align_up(size_t(n * max_k) * sizeof(float));
+  l.act = l.y + align_up(size_t(n * max_rows) * sizeof(float));
+  l.total = l.act + (main ? 0 : align_up(act_scratch_bytes(c, n)));
   return l;
 }
 
@@ -104,13 +99,14 @@ int RowSplit::add_matrix(const Weight& w) {
     slice.data = placed_.back()->data();
     parts.push_back({int(d), slice, b[d]});
   }
-  matrices_.push_back(std::move(parts));
+  matrices_.push_back({w.rows, std::move(parts)});
   return int(matrices_.size()) - 1;
 }
 
 void RowSplit::run(int matrix, const float* x, int64_t n, float* y, void* main_act) {
   if (n > max_tokens_) throw std::invalid_argument("row split: more tokens than max_tokens");
-  const std::vector<Part>& parts = matrices_[size_t(matrix)];
+  const int64_t total_rows = matrices_[size_t(matrix)].rows;
+  const std::vector<Part>& parts = matrices_[size_t(matrix)].parts;
   const int64_t k = parts.front().slice.cols;
   const size_t x_bytes = size_t(n * k) * sizeof(float);
   for (const Part& p : parts) {
@@ -141,8 +137,6 @@ void RowSplit::run(int matrix, const float* x, int64_t n, float* y, void* main_a
     }
   }
   if (error) std::rethrow_exception(error);
-  int64_t total_rows = 0;
-  for (const Part& p : parts) total_rows = std::max(total_rows, p.r0 + p.slice.rows);
   for (const Part& p : parts) {  // gather: slice (n, slice.rows) -> y[:, r0 : r0 + slice.rows]
     const float* src = buffers_[size_t(p.device)].y;
     for (int64_t i = 0; i < n; ++i)

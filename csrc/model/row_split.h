@@ -59,7 +59,12 @@ class RowSplit {
   std::vector<Buffers> buffers_;                          // per device (the main device's x is unused)
   std::vector<std::unique_ptr<Worker>> workers_;          // per device; [0] null: the caller runs the main slice
   std::vector<std::unique_ptr<PlacedWeights>> placed_;
-  std::vector<std::vector<Part>> matrices_;
+  struct Matrix {
+    int64_t rows;              // of the whole matrix: the gathered output's width
+    std::vector<Part> parts;   // devices with a share of its rows
+  };
+
+  std::vector<Matrix> matrices_;
   std::atomic<int64_t> transfers_{0}, transfer_bytes_{0};
 };
 

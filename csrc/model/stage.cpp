@@ -90,8 +90,7 @@ Stage::Stage(std::shared_ptr<Device> device, const BlockConfig& config, std::vec
       for (Weight* m : matrices(w)) row_matrix_[m] = rows_->add_matrix(*m);
     for (Weight* one : all_weights(w)) {
       if (!one->present() || row_matrix_.count(one)) continue;
-      placed_.push_back(std::make_unique<PlacedWeights>(*device_, one->data, size_t(one->rows) *
-                                                                               row_bytes(one->type, one->cols)));
+      placed_.push_back(std::make_unique<PlacedWeights>(*device_, one->data, one->bytes()));
       one->data = placed_.back()->data();
     }
   }

@@ -3,12 +3,11 @@
 #include <algorithm>
 
 #include "../cpu/matmul.h"
+#include "../device/device.h"
 
 namespace hi {
 
 namespace {
-
-constexpr size_t kAlign = 64;
 
 // Hands out consecutive 64-byte aligned pieces of a buffer (or just counts them).
 struct Carver {
@@ -16,21 +15,20 @@ struct Carver {
   size_t offset = 0;
   void* take(size_t bytes) {
     void* p = base ? base + offset : nullptr;
-    offset += (bytes + kAlign - 1) / kAlign * kAlign;
+    offset += align_up(bytes);
     return p;
   }
   float* floats(int64_t n) { return static_cast<float*>(take(size_t(n) * sizeof(float))); }
 };
 
-// Quantised activation bytes for the widest input any matmul of the block takes.
+}  // namespace
+
 size_t act_scratch_bytes(const BlockConfig& c, int64_t n) {
   size_t most = 0;
   for (int64_t k : {c.n_embd, c.n_head * c.head_dim_v, c.n_ff})
     most = std::max({most, matmul_scratch_bytes(QType::Q8_0, n, k), matmul_scratch_bytes(QType::Q4_K, n, k)});
   return most;
 }
-
-}  // namespace
 
 Workspace Workspace::layout(const BlockConfig& c, int64_t n, uint8_t* base, size_t* bytes) {
   Workspace w{};

@@ -27,6 +27,10 @@ struct Workspace {
   static Workspace layout(const BlockConfig& cfg, int64_t max_tokens, uint8_t* base, size_t* bytes);
 };
 
+// Quantised activation bytes for the widest input any matmul of the block takes
+// (n tokens): the matmul scratch of a stage, and of each device of a row split.
+size_t act_scratch_bytes(const BlockConfig& cfg, int64_t n);
+
 // Bytes of a stage's workspace (the planner's compute-buffer figure).
 size_t stage_workspace_bytes(const BlockConfig& cfg, int64_t max_tokens);
 

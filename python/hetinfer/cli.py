@@ -210,6 +210,10 @@ def _argument_type(parse):
     return convert
 
 
+def _add_model_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("model", nargs="?", help="path of a .gguf file (default: the embedded Gemma 3 270M)")
+
+
 def add_placement_args(p: argparse.ArgumentParser, threads: bool = True) -> None:
     """Flags shared by run, bench, plan: devices, split, memory, cache types."""
     if threads:
@@ -238,7 +242,7 @@ def build_parser() -> argparse.ArgumentParser:
     ins = sub.add_parser("inspect", help="show a GGUF file's metadata and tensor types",
                          description="Open a GGUF file (validating every size in it) and summarise it. "
                                      "With no MODEL: the embedded default model, Gemma 3 270M Q4_K_M.")
-    ins.add_argument("model", nargs="?", help="path of a .gguf file (default: the embedded Gemma 3 270M)")
+    _add_model_arg(ins)
     ins.add_argument("--tensors", action="store_true", help="also list every tensor with type, shape and offset")
     ins.set_defaults(func=cmd_inspect)
 
@@ -246,7 +250,7 @@ def build_parser() -> argparse.ArgumentParser:
                        description="llama-bench-style throughput: ppN prefills N random tokens into an empty "
                                    "context; tgN generates N tokens one at a time. Reports the median over "
                                    "repeats and the standard deviation.")
-    b.add_argument("model", nargs="?", help="path of a .gguf file (default: the embedded Gemma 3 270M)")
+    _add_model_arg(b)
     b.add_argument("-p", "--n-prompt", type=int, default=512, help="prompt tokens for the pp test (0 skips it)")
     b.add_argument("-n", "--n-gen", type=int, default=128, help="generated tokens for the tg test (0 skips it)")
     b.add_argument("-r", "--repetitions", type=int, default=5, help="repeats per test, after one warm-up run")
@@ -257,7 +261,7 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("run", help="generate text from a prompt, streaming it",
                        description="Continue PROMPT (or answer it as a chat turn with --chat), streaming the "
                                    "text, then print prompt and generation tokens per second on stderr.")
-    r.add_argument("model", nargs="?", help="path of a .gguf file (default: the embedded Gemma 3 270M)")
+    _add_model_arg(r)
     r.add_argument("-p", "--prompt", required=True, help="the prompt text")
     r.add_argument("-n", "--n-predict", type=int, default=128, help="tokens to generate at most")
     r.add_argument("-c", "--ctx-size", type=int, default=4096, help="context size in tokens")
@@ -282,7 +286,7 @@ def build_parser() -> argparse.ArgumentParser:
                         description="Plan a model over devices without loading it: layers per device and, in "
                                     "bytes, weights, KV cache and compute buffers against each device's free "
                                     "memory (or --max-memory). Exits 1 when it does not fit, with what would.")
-    pl.add_argument("model", nargs="?", help="path of a .gguf file (default: the embedded Gemma 3 270M)")
+    _add_model_arg(pl)
     pl.add_argument("-c", "--ctx", "--ctx-size", dest="ctx_size", type=int, default=4096,
                     help="context per sequence in tokens")
     pl.add_argument("-np", "--parallel", type=int, default=1, help="sequences active at once")
@@ -295,7 +299,7 @@ def build_parser() -> argparse.ArgumentParser:
                         description="Run the model alone on each device, measure its time per layer on a "
                                     "prompt batch, and pick the layer split that balances the pipelined "
                                     "stages. --sweep also measures every split of two devices.")
-    tu.add_argument("model", nargs="?", help="path of a .gguf file (default: the embedded Gemma 3 270M)")
+    _add_model_arg(tu)
     add_placement_args(tu, threads=False)
     tu.add_argument("--n-tokens", type=int, default=128, help="prompt tokens per measured batch")
     tu.add_argument("-r", "--repetitions", type=int, default=3, help="measured runs per case (median)")

@@ -154,8 +154,5 @@ def parse_memory_caps(text: str) -> dict[str, str]:
 
 
 def make_device(name: str, n_threads: int = 0, cap: int = 0):
-    """The native device object for a checked name (see csrc/device)."""
-    kind, _ = parse_name(name)
-    if kind != "cpu":
-        raise DeviceError(f"device {name!r} is not available: {UNAVAILABLE[kind]}")
-    return _core.CpuDevice(name, n_threads, cap)
+    """The native device object for a name (see csrc/device); DeviceError when not available."""
+    return _core.CpuDevice(device_info(name).name, n_threads, cap)

@@ -207,15 +207,10 @@ def _check_max_memory(max_memory, names: list[str]) -> dict[str, int]:
 
 
 def layer_ranges(ratio: Sequence[float], n_layer: int) -> list[tuple[int, int]]:
-    """[first, last) per device: layer l goes to the device whose share of the
-    cumulative ratio holds (l + 0.5) / n_layer, so rounding is fair to both ends."""
-    total = sum(ratio)
-    bounds, acc = [0], 0.0
-    for r in ratio:
-        acc += r
-        bounds.append(min(n_layer, round(n_layer * acc / total)))
-    bounds[-1] = n_layer
-    return [(bounds[i], max(bounds[i], bounds[i + 1])) for i in range(len(ratio))]
+    """[first, last) per device: the bounds are the cumulative ratio's shares of
+    n_layer, rounded; the same rule (csrc/model/row_split.h) cuts a row split's rows."""
+    bounds = _core.split_rows(n_layer, [float(r) for r in ratio])
+    return list(zip(bounds[:-1], bounds[1:]))
 
 
 def _fitting_ratio(plan: Plan) -> list[int] | None:
@@ -279,19 +274,20 @@ def _plan(*, sizes: ModelSizes, infos: list[DeviceInfo], split: str, tensor_spli
     ranges = layer_ranges(ratio, config.n_layer) if split != "row" else \
         [(0, config.n_layer)] + [(0, 0)] * (len(infos) - 1)
     block = config.block_config()
+    if split == "row":  # (bounds, bytes per row) of every matrix, and each device's row-split buffers
+        cuts = [(_core.split_rows(rows, ratio), rb) for layer in sizes.layer_matrices for rows, rb in layer]
+        row_buffers = _core.row_split_workspace_bytes(block, n_batch, ratio)
     devices = []
     for i, (info, cap, (first, last)) in enumerate(zip(infos, caps, ranges)):
         d = DevicePlan(info.name, (first, last), 0, 0, 0, info.free_memory, cap)
         if split == "row":
             d.row_share = ratio[i] / sum(ratio)
-            d.weights = sum((b[i + 1] - b[i]) * row_bytes for layer in sizes.layer_matrices
-                            for rows, row_bytes in layer for b in [_core.split_rows(rows, ratio)])
-            d.compute = _core.row_split_workspace_bytes(block, n_batch, ratio)[i]
+            d.weights = sum((b[i + 1] - b[i]) * rb for b, rb in cuts)
+            d.compute = row_buffers[i]
             if i:
                 devices.append(d)
                 continue
-            d.weights += sum(sizes.layer_weights) - sum(rows * rb for layer in sizes.layer_matrices
-                                                        for rows, rb in layer)
+            d.weights += sum(sizes.layer_weights) - sum(b[-1] * rb for b, rb in cuts)  # norms and biases
         if last > first:
             if split != "row":
                 d.weights = sum(sizes.layer_weights[first:last])

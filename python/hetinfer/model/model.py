@@ -56,6 +56,8 @@ class Model:
                  progress: bool | None = None):
         names = check_names(devices if devices is not None else [best_device()])
         threads = _threads_per_device(n_threads, names)
+        if micro_batches is not None:
+            positive_int(micro_batches, "micro_batches")
         self.seed = seed
         self.n_ctx, self.n_parallel, self.n_batch = n_ctx, n_parallel, n_batch  # n_ctx: per sequence
         self.file: GGUFFile = open_gguf(path)
@@ -75,8 +77,7 @@ class Model:
         # By default one per stage, unless two stages would share the process-wide CPU pool: they would
         # take turns on it, and pipelining them measured slower (bench/RESULTS.md).
         shared = sum(1 for d in self.plan.used if d.device.startswith("cpu") and not threads.get(d.device)) > 1
-        self.micro_batches = (1 if shared else len(self._stages)) if micro_batches is None else \
-            positive_int(micro_batches, "micro_batches")
+        self.micro_batches = (1 if shared else len(self._stages)) if micro_batches is None else micro_batches
         self._pipeline = Pipeline(self._stages) if len(self._stages) > 1 and self.micro_batches > 1 else None
 
     def _build(self, embd, threads: dict[str, int]) -> None:

@@ -14,6 +14,8 @@ from concurrent.futures import Future, ThreadPoolExecutor, wait
 
 import numpy as np
 
+from ..planner import layer_ranges
+
 
 class Pipeline:
     """One worker thread per stage; the stages' native forward releases the GIL."""
@@ -46,6 +48,4 @@ def _forward(stage, previous: Future | None, hidden: np.ndarray, seq: np.ndarray
 
 def split_batch(n: int, parts: int) -> list[slice]:
     """[0, n) cut into at most `parts` consecutive, near-equal slices."""
-    parts = max(1, min(parts, n))
-    bounds = [round(i * n / parts) for i in range(parts + 1)]
-    return [slice(bounds[i], bounds[i + 1]) for i in range(parts)]
+    return [slice(first, last) for first, last in layer_ranges([1] * max(1, min(parts, n)), n)]
