@@ -5,9 +5,12 @@ error over the expected square of an output (stable even for a single output).
 - F32/F16/BF16 weights multiply float activations: float32 rounding only, NMSE < 1e-10.
 - Quantised weights multiply activations rounded to 8-bit blocks (scale
   amax/127; 32 values for 32-value weight blocks, 256 for K-quants): for
-  Gaussian activations that rounding alone gives NMSE ~3e-5 (32) to ~5e-5
-  (256) on average; the bound 1e-3 leaves room for single-output draws (a
-  wrong kernel gives ~1).
+  Gaussian activations that rounding alone gives NMSE ~1e-5 (32) to ~2e-5
+  (256) at the median. A single output (rows = n = 1) is one draw of a heavy
+  tail: over 100,000 single outputs per type (k = 512, 2026-11-23) the largest
+  was 5.6e-4 for the 32-value types and 1.4e-3 for the K types, with 4e-5 to
+  6e-5 of K-type draws above 1e-3 (the old bound, which failed CI once). The
+  bound 5e-3 clears that tail; a wrong kernel gives ~1.
 """
 
 from __future__ import annotations
@@ -56,7 +59,7 @@ def test_matmul_matches_float64(t, rows, n, kernel_path, threads, rng):
     w_float = dequantize_bytes(w, t, (rows, k)).astype(np.float64)
     ref = x.astype(np.float64) @ w_float.T
     assert np.isfinite(y).all()
-    bound = 1e-10 if t.name in FLOAT_TYPES else 1e-3
+    bound = 1e-10 if t.name in FLOAT_TYPES else 5e-3
     err = nmse(y, ref, x, w_float)
     assert err < bound, f"{t.name} NMSE {err:.3g} >= {bound}"
 
