@@ -5,11 +5,9 @@
 
 #include <cstring>
 #include <string>
-#include <vector>
 
 #include "cpu/cpu_features.h"
 #include "cpu/dequantize.h"
-#include "cpu/matmul.h"
 #include "cpu/thread_pool.h"
 #include "qtypes.h"
 #include "quant/quantize.h"
@@ -59,28 +57,6 @@ py::array_t<uint8_t> quantize_py(uint32_t type_id, const Floats& x) {
   return out;
 }
 
-py::array_t<float> matmul_py(uint32_t type_id, const Bytes& w, int64_t rows, int64_t k, const Floats& x) {
-  const QType type = checked_type(type_id);
-  if (rows < 0 || k <= 0) throw py::value_error("matmul: rows must be >= 0 and k > 0");
-  require_bytes(w, size_t(rows) * row_bytes(type, k), "matmul weights");
-  if (x.ndim() != 2 || x.shape(1) != k)
-    throw py::value_error("matmul: x must have shape (n, " + std::to_string(k) + ")");
-  const int64_t n = x.shape(0);
-  // Kernels read block fields in place: they need the 2-byte alignment GGUF data has.
-  std::vector<uint8_t> aligned;
-  const uint8_t* wp = w.data();
-  if (reinterpret_cast<uintptr_t>(wp) % 2 != 0) {
-    aligned.assign(wp, wp + w.size());
-    wp = aligned.data();
-  }
-  py::array_t<float> y({n, rows});  // (n, rows)
-  {
-    py::gil_scoped_release release;
-    matmul(type, wp, rows, k, x.data(), n, y.mutable_data());
-  }
-  return y;
-}
-
 // memcpy on the CPU pool: the bandwidth reference the matvec benchmarks compare with.
 void parallel_copy_py(const Bytes& src, py::array_t<uint8_t, py::array::c_style> dst) {
   if (dst.size() != src.size()) throw py::value_error("parallel_copy: src and dst sizes differ");
@@ -120,8 +96,6 @@ PYBIND11_MODULE(_core, m) {
         "Raw tensor bytes of a GGUF type -> float32 (n,).");
   m.def("quantize", &quantize_py, py::arg("type_id"), py::arg("x"),
         "float32 values (flattened) -> raw bytes of a GGUF type.");
-  m.def("matmul", &matmul_py, py::arg("type_id"), py::arg("w"), py::arg("rows"), py::arg("k"), py::arg("x"),
-        "y (n, rows) = x (n, k) @ W^T, W given as raw bytes of a GGUF type.");
   m.def("type_info", &type_info_py, py::arg("type_id"));
   m.def("parallel_copy", &parallel_copy_py, py::arg("src"), py::arg("dst"),
         "Copy bytes with every CPU thread (a memory-bandwidth reference).");
@@ -130,6 +104,6 @@ PYBIND11_MODULE(_core, m) {
   m.def("cpu_features", &cpu_features_py);
   m.def("set_kernel_path", &set_kernel_path, py::arg("name"));
   m.def("kernel_path", [] { return std::string(kernel_path_name(kernel_path())); });
+  bind_model(m);  // first: it registers Device, which the ops take
   bind_ops(m);
-  bind_model(m);
 }

@@ -10,6 +10,7 @@
 #include <string>
 
 #include "device/cpu_device.h"
+#include "device/sycl_loader.h"
 #include "model/ends.h"
 #include "model/stage.h"
 
@@ -124,9 +125,12 @@ PyStage* make_stage(const std::shared_ptr<Device>& device, const py::dict& c, co
   return out.release();
 }
 
-PyEmbedding* make_embedding(const std::shared_ptr<Device>& device, const py::object& table, float scale) {
+PyEmbedding* make_embedding(const std::shared_ptr<Device>& device, const py::object& table, float scale,
+                            int64_t max_tokens) {
+  if (max_tokens <= 0) throw py::value_error("max_tokens must be positive");
   auto out = std::make_unique<PyEmbedding>();
-  out->object = std::make_unique<Embedding>(device, to_weight(table, "token_embd", out->keep_alive), scale);
+  out->object =
+      std::make_unique<Embedding>(device, to_weight(table, "token_embd", out->keep_alive), scale, max_tokens);
   return out.release();
 }
 
@@ -186,6 +190,7 @@ void bind_model(py::module_& m) {
   py::class_<Device, std::shared_ptr<Device>>(m, "Device", "Where stages live and run (see csrc/device/device.h).")
       .def_property_readonly("name", &Device::name)
       .def_property_readonly("cap", &Device::cap, "Bytes the device may hold (0 = no cap).")
+      .def_property_readonly("host_memory", &Device::host_memory, "True when its memory is host memory (the CPU).")
       .def("counters", &counters_py, "Bytes used and high-water marks per kind (weights, kv, compute) and in total.");
   py::class_<CpuDevice, Device, std::shared_ptr<CpuDevice>>(m, "CpuDevice")
       .def(py::init([](const std::string& name, int n_threads, size_t cap) {
@@ -193,6 +198,15 @@ void bind_model(py::module_& m) {
            }), py::arg("name"), py::arg("n_threads") = 0, py::arg("cap") = 0,
            "n_threads 0: the process-wide pool; cap: bytes (0 = none).")
       .def_property_readonly("n_threads", &CpuDevice::n_threads);
+  m.def("sycl_device_count", [](const std::string& plugin) {
+    py::gil_scoped_release release;
+    return sycl_device_count(plugin);
+  }, py::arg("plugin"), "SYCL devices the runtime sees, through the plugin at this path.");
+  m.def("make_sycl_device", [](const std::string& plugin, int index, const std::string& name, size_t cap) {
+    py::gil_scoped_release release;  // the first build of the kernels takes a while
+    return make_sycl_device(plugin, index, name, cap);
+  }, py::arg("plugin"), py::arg("index"), py::arg("name"), py::arg("cap") = 0,
+     "sycl:index as a Device (kernels compiled at run time, or loaded from the cache).");
 
   py::class_<PyStage>(m, "Stage", "A range of decoder layers with its KV cache (see csrc/model/stage.h).")
       .def(py::init(&make_stage), py::arg("device"), py::arg("config"), py::arg("layers"), py::arg("n_cells"),
@@ -217,7 +231,7 @@ void bind_model(py::module_& m) {
       .def_property_readonly("n_cells", [](PyStage& s) { return s.object->cache().n_cells(); })
       .def_property_readonly("cache_bytes", [](PyStage& s) { return s.object->cache().bytes(); });
   py::class_<PyEmbedding>(m, "Embedding", "The token embedding lookup on a device.")
-      .def(py::init(&make_embedding), py::arg("device"), py::arg("table"), py::arg("scale"))
+      .def(py::init(&make_embedding), py::arg("device"), py::arg("table"), py::arg("scale"), py::arg("max_tokens"))
       .def("__call__", &embed_py, py::arg("ids"));
   py::class_<PyHead>(m, "OutputHead", "Final norm, output matrix and logit softcap on a device.")
       .def(py::init(&make_head), py::arg("device"), py::arg("norm"), py::arg("output"), py::arg("eps"),
@@ -225,9 +239,10 @@ void bind_model(py::module_& m) {
       .def("__call__", &head_py, py::arg("hidden"));
 
   // The planner's figures, from the same code that allocates.
-  m.def("stage_workspace_bytes", [](const py::dict& c, int64_t max_tokens) {
-    return stage_workspace_bytes(block_config(c), max_tokens);
-  }, py::arg("config"), py::arg("max_tokens"));
+  m.def("stage_workspace_bytes", [](const py::dict& c, int64_t max_tokens, int64_t n_cells) {
+    return stage_workspace_bytes(block_config(c), max_tokens, n_cells);
+  }, py::arg("config"), py::arg("max_tokens"), py::arg("n_cells"));
+  m.def("embedding_workspace_bytes", &Embedding::workspace_bytes, py::arg("n_embd"), py::arg("max_tokens"));
   m.def("kv_cache_bytes", [](const py::dict& c, int64_t n_layers, int64_t n_cells, uint32_t type_k, uint32_t type_v) {
     const BlockConfig cfg = block_config(c);
     return KVCache::bytes_for(n_layers, n_cells, cfg.n_head_kv, cfg.head_dim_k, cfg.head_dim_v, checked_type(type_k),
@@ -238,7 +253,8 @@ void bind_model(py::module_& m) {
   m.def("row_split_workspace_bytes", [](const py::dict& c, int64_t max_tokens, const std::vector<double>& shares) {
     return row_split_workspace_bytes(block_config(c), max_tokens, shares);
   }, py::arg("config"), py::arg("max_tokens"), py::arg("shares"));
-  m.def("head_workspace_bytes", [](uint32_t output_type, int64_t n_embd, int64_t max_tokens) {
-    return OutputHead::workspace_bytes(checked_type(output_type), n_embd, max_tokens);
-  }, py::arg("output_type"), py::arg("n_embd"), py::arg("max_tokens"));
+  m.def("head_workspace_bytes", [](uint32_t output_type, int64_t n_embd, int64_t n_vocab, int64_t max_tokens,
+                                   bool host_memory) {
+    return OutputHead::workspace_bytes(checked_type(output_type), n_embd, n_vocab, max_tokens, host_memory);
+  }, py::arg("output_type"), py::arg("n_embd"), py::arg("n_vocab"), py::arg("max_tokens"), py::arg("host_memory"));
 }

@@ -1,12 +1,17 @@
-// Bindings of the decoder-block ops (csrc/cpu/ops.h, flash_attn.h), for tests
-// and for the Python-side runner. Shapes are checked here, before native code runs.
+// Bindings of the device op set (csrc/device/device.h) for tests, benchmarks
+// and the Python side: each runs one op on a device (default: the CPU with the
+// process-wide pool), copying numpy inputs to the device and outputs back.
+// Shapes are checked here, before native code runs.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
 
+#include <memory>
 #include <string>
+#include <vector>
 
 #include "cpu/flash_attn.h"
-#include "cpu/ops.h"
+#include "device/cpu_device.h"
 #include "qtypes.h"
 
 namespace py = pybind11;
@@ -17,12 +22,94 @@ namespace {
 using Floats = py::array_t<float, py::array::c_style | py::array::forcecast>;
 using Ints = py::array_t<int32_t, py::array::c_style | py::array::forcecast>;
 using Bytes = py::array_t<uint8_t, py::array::c_style | py::array::forcecast>;
+using DevicePtr = std::shared_ptr<Device>;
 
 void require(bool ok, const std::string& what) {
   if (!ok) throw py::value_error(what);
 }
 
-py::array_t<float> rms_norm_py(const Floats& x, const py::object& w, float eps) {
+QType checked_type(uint32_t id, const char* what) {
+  const QTypeInfo* info = find_qtype(id);
+  require(info != nullptr, std::string(what) + ": unsupported tensor type id " + std::to_string(id));
+  return info->type;
+}
+
+Device& device_or_cpu(const DevicePtr& device) {
+  static CpuDevice cpu("cpu", 0, 0);  // the process-wide pool
+  return device ? *device : cpu;
+}
+
+// One op call's device memory: inputs go in, outputs come back. A host-memory
+// device uses the numpy buffers in place (kernels read block fields in place:
+// byte inputs are copied when not 2-byte aligned, as GGUF data always is).
+class Call {
+ public:
+  explicit Call(Device& dev) : dev_(dev), scope_(dev) {}
+  ~Call() { dev_.synchronize(); }
+
+  template <typename T>
+  T* in(const py::array_t<T, py::array::c_style | py::array::forcecast>& a) {
+    const size_t bytes = size_t(a.size()) * sizeof(T);
+    if (dev_.host_memory() && reinterpret_cast<uintptr_t>(a.data()) % 2 == 0) return const_cast<T*>(a.data());
+    T* p = static_cast<T*>(scratch(bytes));
+    dev_.to_device(p, a.data(), bytes);
+    return p;
+  }
+  // Device memory for an output of `count` values of T going to `host`.
+  template <typename T>
+  T* out(T* host, size_t count) {
+    if (dev_.host_memory()) return host;
+    T* p = static_cast<T*>(scratch(count * sizeof(T)));
+    outputs_.push_back({host, p, count * sizeof(T)});
+    return p;
+  }
+  // Copies the outputs back; returns once they are in host memory.
+  void finish() {
+    for (const Output& o : outputs_) dev_.to_host(o.host, o.device, o.bytes);
+  }
+  Device& device() { return dev_; }
+
+ private:
+  struct Output {
+    void* host;
+    const void* device;
+    size_t bytes;
+  };
+  void* scratch(size_t bytes) {
+    buffers_.emplace_back(dev_, bytes, MemKind::Compute);
+    return buffers_.back().as<void>();
+  }
+  Device& dev_;
+  Device::Scope scope_;
+  std::vector<DeviceBuffer> buffers_;
+  std::vector<Output> outputs_;
+};
+
+template <typename T>
+py::array_t<T> array_like(const py::array& a) {
+  return py::array_t<T>(std::vector<py::ssize_t>(a.shape(), a.shape() + a.ndim()));
+}
+
+py::array_t<float> matmul_py(uint32_t type_id, const Bytes& w, int64_t rows, int64_t k, const Floats& x,
+                             const DevicePtr& device) {
+  const QType type = checked_type(type_id, "matmul");
+  require(rows >= 0 && k > 0, "matmul: rows must be >= 0 and k > 0");
+  require(size_t(w.size()) == size_t(rows) * row_bytes(type, k),
+          "matmul weights: expected " + std::to_string(size_t(rows) * row_bytes(type, k)) + " bytes, got " +
+              std::to_string(w.size()));
+  require(x.ndim() == 2 && x.shape(1) == k, "matmul: x must have shape (n, " + std::to_string(k) + ")");
+  const int64_t n = x.shape(0);
+  py::array_t<float> y({n, rows});  // (n, rows)
+  if (n == 0 || rows == 0) return y;
+  py::gil_scoped_release release;
+  Call call(device_or_cpu(device));
+  call.device().matmul(type, call.in(w), rows, k, call.in(x), n, call.out(y.mutable_data(), size_t(n * rows)),
+                       nullptr);
+  call.finish();
+  return y;
+}
+
+py::array_t<float> rms_norm_py(const Floats& x, const py::object& w, float eps, const DevicePtr& device) {
   require(x.ndim() == 2, "rms_norm: x must be (rows, dim)");
   const int64_t rows = x.shape(0), dim = x.shape(1);
   Floats wa;
@@ -32,82 +119,179 @@ py::array_t<float> rms_norm_py(const Floats& x, const py::object& w, float eps) 
   }
   py::array_t<float> y({rows, dim});  // (rows, dim)
   py::gil_scoped_release release;
-  rms_norm(x.data(), w.is_none() ? nullptr : wa.data(), y.mutable_data(), rows, dim, eps);
+  Call call(device_or_cpu(device));
+  call.device().rms_norm(call.in(x), w.is_none() ? nullptr : call.in(wa), call.out(y.mutable_data(), size_t(x.size())),
+                         rows, dim, eps);
+  call.finish();
   return y;
 }
 
 py::array_t<float> rope_py(const Floats& x, const Ints& pos, int64_t n_rot, float base, float freq_scale,
-                           const std::string& style) {
+                           const std::string& style, const DevicePtr& device) {
   require(x.ndim() == 3, "rope: x must be (n_tokens, n_heads, head_dim)");
   const int64_t n_tokens = x.shape(0), n_heads = x.shape(1), head_dim = x.shape(2);
   require(pos.ndim() == 1 && pos.shape(0) == n_tokens, "rope: pos must be (n_tokens,)");
   require(n_rot > 0 && n_rot % 2 == 0 && n_rot <= head_dim, "rope: n_rot must be even and in (0, head_dim]");
   require(style == "normal" || style == "neox", "rope: style must be 'normal' or 'neox'");
-  py::array_t<float> y({n_tokens, n_heads, head_dim});  // (n_tokens, n_heads, head_dim)
+  py::array_t<float> y = array_like<float>(x);  // (n_tokens, n_heads, head_dim)
   std::copy(x.data(), x.data() + x.size(), y.mutable_data());
   py::gil_scoped_release release;
-  rope(y.mutable_data(), pos.data(), n_tokens, n_heads, head_dim, n_rot, base, freq_scale,
-       style == "neox" ? RopeStyle::Neox : RopeStyle::Normal);
+  Call call(device_or_cpu(device));
+  float* yd = call.out(y.mutable_data(), size_t(y.size()));
+  if (yd != y.mutable_data()) call.device().to_device(yd, y.data(), size_t(y.size()) * sizeof(float));
+  call.device().rope(yd, call.in(pos), n_tokens, n_heads, head_dim, n_rot, base, freq_scale,
+                     style == "neox" ? RopeStyle::Neox : RopeStyle::Normal);
+  call.finish();
   return y;
 }
 
-py::array_t<float> gated_py(const Floats& gate, const Floats& up, const std::string& act) {
+py::array_t<float> gated_py(const Floats& gate, const Floats& up, const std::string& act, const DevicePtr& device) {
   require(gate.size() == up.size(), "gated_activation: gate and up differ in size");
   require(act == "silu" || act == "gelu_tanh", "gated_activation: act must be 'silu' or 'gelu_tanh'");
-  py::array_t<float> out(std::vector<py::ssize_t>(gate.shape(), gate.shape() + gate.ndim()));
+  py::array_t<float> out = array_like<float>(gate);
   py::gil_scoped_release release;
-  gated_activation(gate.data(), up.data(), out.mutable_data(), gate.size(),
-                   act == "silu" ? Activation::Silu : Activation::GeluTanh);
+  Call call(device_or_cpu(device));
+  call.device().gated_activation(call.in(gate), call.in(up), call.out(out.mutable_data(), size_t(out.size())),
+                                 gate.size(), act == "silu" ? Activation::Silu : Activation::GeluTanh);
+  call.finish();
   return out;
 }
 
-py::array_t<float> softcap_py(const Floats& x, float cap) {
-  require(cap > 0.0f, "softcap: cap must be > 0");
-  py::array_t<float> y(std::vector<py::ssize_t>(x.shape(), x.shape() + x.ndim()));
+// Runs an in-place op over a copy of x.
+template <typename Op>
+py::array_t<float> in_place(const Floats& x, const DevicePtr& device, Op op) {
+  py::array_t<float> y = array_like<float>(x);
   std::copy(x.data(), x.data() + x.size(), y.mutable_data());
-  softcap(y.mutable_data(), y.size(), cap);
+  py::gil_scoped_release release;
+  Call call(device_or_cpu(device));
+  float* yd = call.out(y.mutable_data(), size_t(y.size()));
+  if (yd != y.mutable_data()) call.device().to_device(yd, y.data(), size_t(y.size()) * sizeof(float));
+  op(call, yd);
+  call.finish();
   return y;
+}
+
+py::array_t<float> softcap_py(const Floats& x, float cap, const DevicePtr& device) {
+  require(cap > 0.0f, "softcap: cap must be > 0");
+  return in_place(x, device, [&](Call& c, float* y) { c.device().softcap(y, x.size(), cap); });
+}
+
+py::array_t<float> add_py(const Floats& x, const Floats& y, const DevicePtr& device) {
+  require(x.size() == y.size(), "add: x and y differ in size");
+  return in_place(x, device, [&](Call& c, float* out) { c.device().add(out, c.in(y), x.size()); });
+}
+
+py::array_t<float> add_bias_py(const Floats& y, const Floats& b, const DevicePtr& device) {
+  require(y.ndim() == 2 && b.ndim() == 1 && b.shape(0) == y.shape(1), "add_bias: y must be (rows, cols), b (cols,)");
+  return in_place(y, device, [&](Call& c, float* out) { c.device().add_bias(out, c.in(b), y.shape(0), y.shape(1)); });
+}
+
+void check_ids(const Ints& ids, int64_t rows, const char* what) {
+  require(ids.ndim() == 1, std::string(what) + ": ids must be (n,)");
+  for (int64_t i = 0; i < ids.size(); ++i)
+    require(ids.data()[i] >= 0 && ids.data()[i] < rows,
+            std::string(what) + ": id " + std::to_string(ids.data()[i]) + " is outside [0, " + std::to_string(rows) + ")");
+}
+
+int64_t table_rows(const Bytes& table, QType type, int64_t cols, const char* what) {
+  require(cols > 0, std::string(what) + ": cols must be positive");
+  const size_t rb = row_bytes(type, cols);
+  require(size_t(table.size()) % rb == 0, std::string(what) + ": the table is not whole rows of " +
+                                              std::to_string(rb) + " bytes");
+  return int64_t(size_t(table.size()) / rb);
+}
+
+py::array_t<float> get_rows_py(uint32_t type_id, const Bytes& table, int64_t cols, const Ints& ids, float scale,
+                               const DevicePtr& device) {
+  const QType type = checked_type(type_id, "get_rows");
+  check_ids(ids, table_rows(table, type, cols, "get_rows"), "get_rows");
+  const int64_t n = ids.size();
+  py::array_t<float> out({n, cols});  // (n, cols)
+  if (n == 0) return out;
+  py::gil_scoped_release release;
+  Call call(device_or_cpu(device));
+  call.device().get_rows(type, call.in(table), cols, call.in(ids), n, scale, call.out(out.mutable_data(), size_t(n * cols)));
+  call.finish();
+  return out;
+}
+
+py::array_t<uint8_t> set_rows_py(uint32_t type_id, const Bytes& table, int64_t cols, const Ints& ids, const Floats& src,
+                                 const DevicePtr& device) {
+  const QType type = checked_type(type_id, "set_rows");
+  require(type == QType::F32 || type == QType::F16 || type == QType::Q8_0 || type == QType::Q4_0,
+          "set_rows: the type must be f32, f16, q8_0 or q4_0");
+  check_ids(ids, table_rows(table, type, cols, "set_rows"), "set_rows");
+  const int64_t n = ids.size();
+  require(src.ndim() == 2 && src.shape(0) == n && src.shape(1) == cols, "set_rows: src must be (n, cols)");
+  py::array_t<uint8_t> out(table.size());  // the updated table
+  std::copy(table.data(), table.data() + table.size(), out.mutable_data());
+  py::gil_scoped_release release;
+  Call call(device_or_cpu(device));
+  uint8_t* td = call.out(out.mutable_data(), size_t(out.size()));
+  if (td != out.mutable_data()) call.device().to_device(td, out.data(), size_t(out.size()));
+  if (n) call.device().set_rows(type, td, cols, call.in(ids), n, call.in(src));
+  call.finish();
+  return out;
 }
 
 KVView kv_view(const Bytes& data, uint32_t type_id, int64_t n_cells, int64_t n_head_kv, int64_t head_dim,
                const char* what) {
-  const QTypeInfo* info = find_qtype(type_id);
-  require(info != nullptr, std::string(what) + ": unsupported cache type id " + std::to_string(type_id));
+  const QType type = checked_type(type_id, what);
   require(n_cells >= 0 && n_head_kv > 0 && head_dim > 0, std::string(what) + ": sizes must be positive");
-  const size_t need = size_t(n_cells) * size_t(n_head_kv) * row_bytes(info->type, head_dim);
+  const size_t need = size_t(n_cells) * size_t(n_head_kv) * row_bytes(type, head_dim);
   require(size_t(data.size()) == need, std::string(what) + ": expected " + std::to_string(need) + " bytes, got " +
                                            std::to_string(data.size()));
-  require(reinterpret_cast<uintptr_t>(data.data()) % 2 == 0, std::string(what) + ": buffer must be 2-byte aligned");
-  return {info->type, data.data(), n_cells, n_head_kv, head_dim};
+  return {type, data.data(), n_cells, n_head_kv, head_dim};
 }
 
 py::array_t<float> flash_attention_py(const Floats& q, const Bytes& k_data, uint32_t k_type, const Bytes& v_data,
                                       uint32_t v_type, int64_t n_head_kv, int64_t head_dim_v, const Ints& q_seq,
                                       const Ints& q_pos, const Ints& cell_seq, const Ints& cell_pos, int32_t window,
-                                      float scale, float softcap_value) {
+                                      float scale, float softcap_value, const DevicePtr& device) {
   require(q.ndim() == 3, "flash_attention: q must be (n_q, n_head, head_dim)");
   const int64_t n_q = q.shape(0), n_head = q.shape(1), d_k = q.shape(2), n_cells = cell_seq.size();
   require(q_seq.size() == n_q && q_pos.size() == n_q, "flash_attention: q_seq and q_pos must be (n_q,)");
   require(cell_pos.size() == n_cells, "flash_attention: cell_seq and cell_pos must be (n_cells,)");
-  const KVView k = kv_view(k_data, k_type, n_cells, n_head_kv, d_k, "flash_attention K");
-  const KVView v = kv_view(v_data, v_type, n_cells, n_head_kv, head_dim_v, "flash_attention V");
-  VisibleCells cells(cell_seq.data(), cell_pos.data(), n_cells, q_seq.data(), n_q);
-  cells.select(q_seq.data(), q_pos.data(), window);
+  KVView k = kv_view(k_data, k_type, n_cells, n_head_kv, d_k, "flash_attention K");
+  KVView v = kv_view(v_data, v_type, n_cells, n_head_kv, head_dim_v, "flash_attention V");
+  VisibleCells visible(cell_seq.data(), cell_pos.data(), n_cells, q_seq.data(), n_q);
+  visible.select(q_seq.data(), q_pos.data(), window);
+  const AttnCells host = visible.slices();
+  // Host copies of the selection, as numpy arrays the call can upload.
+  Ints cells(visible.n_cells()), begin(n_q), end(n_q);
+  std::copy(host.cells, host.cells + visible.n_cells(), cells.mutable_data());
+  py::array_t<int64_t, py::array::c_style | py::array::forcecast> b64(n_q), e64(n_q);
+  std::copy(host.begin, host.begin + n_q, b64.mutable_data());
+  std::copy(host.end, host.end + n_q, e64.mutable_data());
   py::array_t<float> out({n_q, n_head, head_dim_v});  // (n_q, n_head, d_v)
   py::gil_scoped_release release;
-  flash_attention(q.data(), n_q, n_head, k, v, cells, scale, softcap_value, out.mutable_data());
+  Call call(device_or_cpu(device));
+  k.data = call.in(k_data);
+  v.data = call.in(v_data);
+  call.device().attention(call.in(q), n_q, n_head, k, v, AttnCells{call.in(cells), call.in(b64), call.in(e64)}, scale,
+                          softcap_value, call.out(out.mutable_data(), size_t(out.size())));
+  call.finish();
   return out;
 }
 
 }  // namespace
 
 void bind_ops(py::module_& m) {
-  m.def("rms_norm", &rms_norm_py, py::arg("x"), py::arg("w"), py::arg("eps"));
+  const auto dev = py::arg("device") = DevicePtr{};
+  m.def("matmul", &matmul_py, py::arg("type_id"), py::arg("w"), py::arg("rows"), py::arg("k"), py::arg("x"), dev,
+        "y (n, rows) = x (n, k) @ W^T, W given as raw bytes of a GGUF type.");
+  m.def("rms_norm", &rms_norm_py, py::arg("x"), py::arg("w"), py::arg("eps"), dev);
   m.def("rope", &rope_py, py::arg("x"), py::arg("pos"), py::arg("n_rot"), py::arg("base"), py::arg("freq_scale"),
-        py::arg("style"));
-  m.def("gated_activation", &gated_py, py::arg("gate"), py::arg("up"), py::arg("act"));
-  m.def("softcap", &softcap_py, py::arg("x"), py::arg("cap"));
+        py::arg("style"), dev);
+  m.def("gated_activation", &gated_py, py::arg("gate"), py::arg("up"), py::arg("act"), dev);
+  m.def("softcap", &softcap_py, py::arg("x"), py::arg("cap"), dev);
+  m.def("add", &add_py, py::arg("x"), py::arg("y"), dev, "x + y");
+  m.def("add_bias", &add_bias_py, py::arg("y"), py::arg("b"), dev, "y (rows, cols) + b (cols,)");
+  m.def("get_rows", &get_rows_py, py::arg("type_id"), py::arg("table"), py::arg("cols"), py::arg("ids"),
+        py::arg("scale") = 1.0f, dev, "Dequantised rows ids of a table of `cols`-value rows, times scale.");
+  m.def("set_rows", &set_rows_py, py::arg("type_id"), py::arg("table"), py::arg("cols"), py::arg("ids"),
+        py::arg("src"), dev, "A copy of table with src (n, cols) quantised into rows ids.");
   m.def("flash_attention", &flash_attention_py, py::arg("q"), py::arg("k"), py::arg("k_type"), py::arg("v"),
         py::arg("v_type"), py::arg("n_head_kv"), py::arg("head_dim_v"), py::arg("q_seq"), py::arg("q_pos"),
-        py::arg("cell_seq"), py::arg("cell_pos"), py::arg("window"), py::arg("scale"), py::arg("softcap"));
+        py::arg("cell_seq"), py::arg("cell_pos"), py::arg("window"), py::arg("scale"), py::arg("softcap"), dev);
 }

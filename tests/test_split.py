@@ -241,7 +241,7 @@ def test_the_device_cap_is_enforced_natively():
     dev = _core.CpuDevice("capped", 1, 1000)
     table = (0, np.zeros(100 * 4 * 4, np.uint8), 100, 4)  # F32 (100, 4): 1600 bytes
     with pytest.raises(RuntimeError, match="capped: out of memory"):
-        _core.Embedding(dev, table, 1.0)
+        _core.Embedding(dev, table, 1.0, 1)
     assert dev.counters()["total"]["used"] == 0
 
 

@@ -175,7 +175,7 @@ void VisibleCells::select(const int32_t* q_seq, const int32_t* q_pos, int32_t wi
 }
 
 void flash_attention(const float* q, int64_t n_q, int64_t n_head, const KVView& k, const KVView& v,
-                     const VisibleCells& cells, float scale, float softcap, float* out) {
+                     const AttnCells& cells, float scale, float softcap, float* out) {
   if (k.n_head_kv <= 0 || n_head % k.n_head_kv != 0 || v.n_head_kv != k.n_head_kv || v.n_cells != k.n_cells)
     throw std::invalid_argument("flash_attention: n_head must be a multiple of n_head_kv, and K and V must match");
   for (QType t : {k.type, v.type})
@@ -187,7 +187,7 @@ void flash_attention(const float* q, int64_t n_q, int64_t n_head, const KVView& 
   const int64_t n_rep = n_head / k.n_head_kv;
   std::vector<int64_t> first;  // (n_groups + 1,) first token of each group of consecutive tokens sharing a start
   for (int64_t t = 0; t < n_q; ++t)
-    if (first.empty() || t - first.back() == kGroup || cells.begin(t) != cells.begin(first.back())) first.push_back(t);
+    if (first.empty() || t - first.back() == kGroup || cells.begin[t] != cells.begin[first.back()]) first.push_back(t);
   first.push_back(n_q);
   const int64_t n_groups = int64_t(first.size()) - 1;
   parallel_ranges(cpu_pool(), n_groups * k.n_head_kv, 1, [&](int64_t p0, int64_t p1) {
@@ -198,9 +198,9 @@ void flash_attention(const float* q, int64_t n_q, int64_t n_head, const KVView& 
       for (int64_t i = 0; i < count; ++i) {
         const int64_t t = t0 + i;
         queries[i] = {q + (t * n_head + g * n_rep) * k.head_dim, out + (t * n_head + g * n_rep) * v.head_dim,
-                      cells.end(t) - cells.begin(t)};
+                      cells.end[t] - cells.begin[t]};
       }
-      const HeadGroup hg{cells.cells() + cells.begin(t0), k, v, scale, softcap, g, n_rep};
+      const HeadGroup hg{cells.cells + cells.begin[t0], k, v, scale, softcap, g, n_rep};
       attend_group(hg, queries, count);
     }
   });

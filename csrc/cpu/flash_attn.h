@@ -5,17 +5,9 @@
 #include <cstdint>
 #include <vector>
 
-#include "../qtypes.h"
+#include "../device/op_types.h"
 
 namespace hi {
-
-// A cache tensor: (n_cells, n_head_kv, head_dim) values of `type`; each head
-// vector is row_bytes(type, head_dim) bytes.
-struct KVView {
-  QType type;
-  const uint8_t* data;
-  int64_t n_cells, n_head_kv, head_dim;
-};
 
 // The cells of a batch's sequences in position order, and for each query
 // token the slice of them it may see: same sequence, not in its future and
@@ -32,9 +24,10 @@ class VisibleCells {
   // Sets each query's slice for a sliding window (0 = none). q_pos: (n_q,).
   void select(const int32_t* q_seq, const int32_t* q_pos, int32_t window);
 
-  const int32_t* cells() const { return cells_.data(); }
-  int64_t begin(int64_t t) const { return begin_[size_t(t)]; }
-  int64_t end(int64_t t) const { return end_[size_t(t)]; }
+  int64_t n_cells() const { return int64_t(cells_.size()); }
+  int64_t n_q() const { return int64_t(begin_.size()); }
+  // The current selection in host memory.
+  AttnCells slices() const { return {cells_.data(), begin_.data(), end_.data()}; }
 
  private:
   struct Run {  // one sequence's cells: cells_[first, last)
@@ -50,6 +43,6 @@ class VisibleCells {
 // Query head h reads KV head h / (n_head / n_head_kv) (GQA). softcap 0 = none.
 // A query that sees no cell gets zeros. Runs on the CPU pool.
 void flash_attention(const float* q, int64_t n_q, int64_t n_head, const KVView& k, const KVView& v,
-                     const VisibleCells& cells, float scale, float softcap, float* out);
+                     const AttnCells& cells, float scale, float softcap, float* out);
 
 }  // namespace hi

@@ -3,22 +3,17 @@
 #pragma once
 #include <cstdint>
 
+#include "../device/op_types.h"
+
 namespace hi {
 
 // y = x / sqrt(mean(x^2) + eps) * w per row. x, y: (rows, dim); w: (dim,) or null (no weight).
 void rms_norm(const float* x, const float* w, float* y, int64_t rows, int64_t dim, float eps);
 
-enum class RopeStyle {
-  Normal,  // rotates pairs (x[2i], x[2i+1]) - llama
-  Neox,    // rotates pairs (x[i], x[i + n_rot/2]) - qwen2, qwen3, gemma3
-};
-
 // In-place rotary embedding. x: (n_tokens, n_heads, head_dim); pos: (n_tokens,).
 // Angle of pair i: pos * freq_scale * base^(-2i / n_rot); dims past n_rot untouched.
 void rope(float* x, const int32_t* pos, int64_t n_tokens, int64_t n_heads, int64_t head_dim, int64_t n_rot,
           float base, float freq_scale, RopeStyle style);
-
-enum class Activation { Silu, GeluTanh };
 
 // out = act(gate) * up, elementwise over n values (SwiGLU / GeGLU feed-forward).
 void gated_activation(const float* gate, const float* up, float* out, int64_t n, Activation act);

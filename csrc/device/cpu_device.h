@@ -22,6 +22,29 @@ class CpuDevice : public Device {
   const uint8_t* place_weights(const uint8_t* host, size_t bytes) override;
   void unplace_weights(const uint8_t* placed, size_t bytes) override;
 
+  bool host_memory() const override { return true; }
+  void to_device(void* dst, const void* host, size_t bytes) override;
+  void to_host(void* host, const void* src, size_t bytes) override;
+  void copy(void* dst, const void* src, size_t bytes) override;
+  void fill_zero(void* dst, size_t bytes) override;
+  void synchronize() override {}
+
+  // The CPU kernels, on the pool bound to the calling thread (Device::Scope).
+  void matmul(QType type, const uint8_t* w, int64_t rows, int64_t k, const float* x, int64_t n, float* y,
+              void* scratch) override;
+  void rms_norm(const float* x, const float* w, float* y, int64_t rows, int64_t dim, float eps) override;
+  void rope(float* x, const int32_t* pos, int64_t n_tokens, int64_t n_heads, int64_t head_dim, int64_t n_rot,
+            float base, float freq_scale, RopeStyle style) override;
+  void gated_activation(const float* gate, const float* up, float* out, int64_t n, Activation act) override;
+  void add(float* x, const float* y, int64_t n) override;
+  void add_bias(float* y, const float* b, int64_t rows, int64_t cols) override;
+  void softcap(float* x, int64_t n, float cap) override;
+  void get_rows(QType type, const uint8_t* table, int64_t cols, const int32_t* ids, int64_t n, float scale,
+                float* out) override;
+  void set_rows(QType type, uint8_t* table, int64_t cols, const int32_t* ids, int64_t n, const float* src) override;
+  void attention(const float* q, int64_t n_q, int64_t n_head, const KVView& k, const KVView& v,
+                 const AttnCells& cells, float scale, float softcap, float* out) override;
+
  protected:
   void* raw_allocate(size_t bytes) override;
   void raw_release(void* p) override;

@@ -1,7 +1,9 @@
 #include "device.h"
 
+#include <cstring>
 #include <stdexcept>
 #include <utility>
+#include <vector>
 
 namespace hi {
 
@@ -56,6 +58,20 @@ void* Device::allocate(size_t bytes, MemKind kind) {
 void Device::release(void* p, size_t bytes, MemKind kind) {
   if (p) raw_release(p);
   uncount(bytes, kind);
+}
+
+void transfer(Device& from, const void* src, Device& to, void* dst, size_t bytes) {
+  if (from.host_memory()) {
+    to.to_device(dst, src, bytes);
+  } else if (to.host_memory()) {
+    from.to_host(dst, src, bytes);
+  } else if (&from == &to) {
+    to.copy(dst, src, bytes);
+  } else {
+    std::vector<uint8_t> staging(bytes);  // (bytes,) host copy between two device memories
+    from.to_host(staging.data(), src, bytes);
+    to.to_device(dst, staging.data(), bytes);
+  }
 }
 
 DeviceBuffer::DeviceBuffer(Device& device, size_t bytes, MemKind kind)

@@ -2,6 +2,7 @@
 // byte a stage holds goes through its device, which counts it by kind and
 // keeps high-water marks, so the planner's numbers can be checked against
 // what was really allocated, and a memory cap (max_memory) is enforced.
+// Model code runs the op set below and never names a backend.
 #pragma once
 #include <array>
 #include <cstddef>
@@ -9,6 +10,8 @@
 #include <memory>
 #include <mutex>
 #include <string>
+
+#include "op_types.h"
 
 namespace hi {
 
@@ -47,6 +50,46 @@ class Device {
   virtual const uint8_t* place_weights(const uint8_t* host, size_t bytes) = 0;
   virtual void unplace_weights(const uint8_t* placed, size_t bytes) = 0;
 
+  // ---- copies. Pointers named host are host memory; all others this device's.
+  // True when this device's memory is host memory (the CPU): pointers of one
+  // such device may be used by another.
+  virtual bool host_memory() const = 0;
+  // Returns once `host` may be reused.
+  virtual void to_device(void* dst, const void* host, size_t bytes) = 0;
+  // Returns once the bytes are in `host`, after every op queued before it.
+  virtual void to_host(void* host, const void* src, size_t bytes) = 0;
+  virtual void copy(void* dst, const void* src, size_t bytes) = 0;
+  virtual void fill_zero(void* dst, size_t bytes) = 0;
+  // Waits for every op queued so far.
+  virtual void synchronize() = 0;
+
+  // ---- the op set: each has a numpy reference test on every device (tests/test_ops.py).
+  // y (n, rows) = x (n, k) @ w^T, w: (rows, k) of `type`, rows packed.
+  // scratch: matmul_scratch_bytes(type, n, k) bytes (cpu/matmul.h: the
+  // quantised activations) of this device, or null.
+  virtual void matmul(QType type, const uint8_t* w, int64_t rows, int64_t k, const float* x, int64_t n, float* y,
+                      void* scratch) = 0;
+  // y (rows, dim) = x / sqrt(mean(x^2) + eps) * w; w: (dim,) or null. x may be y.
+  virtual void rms_norm(const float* x, const float* w, float* y, int64_t rows, int64_t dim, float eps) = 0;
+  // In place. x: (n_tokens, n_heads, head_dim); pos: (n_tokens,). See cpu/ops.h.
+  virtual void rope(float* x, const int32_t* pos, int64_t n_tokens, int64_t n_heads, int64_t head_dim,
+                    int64_t n_rot, float base, float freq_scale, RopeStyle style) = 0;
+  // out = act(gate) * up over n values; out may be gate.
+  virtual void gated_activation(const float* gate, const float* up, float* out, int64_t n, Activation act) = 0;
+  virtual void add(float* x, const float* y, int64_t n) = 0;                           // x += y, (n,)
+  virtual void add_bias(float* y, const float* b, int64_t rows, int64_t cols) = 0;    // y (rows, cols) += b (cols,)
+  virtual void softcap(float* x, int64_t n, float cap) = 0;                           // x = cap tanh(x / cap)
+  // out (n, cols) = dequantised rows ids[i] of table (any type) * scale.
+  virtual void get_rows(QType type, const uint8_t* table, int64_t cols, const int32_t* ids, int64_t n, float scale,
+                        float* out) = 0;
+  // Quantises src (n, cols) into rows ids[i] of table (f32, f16, q8_0, q4_0).
+  virtual void set_rows(QType type, uint8_t* table, int64_t cols, const int32_t* ids, int64_t n,
+                        const float* src) = 0;
+  // q (n_q, n_head, k.head_dim) -> out (n_q, n_head, v.head_dim) over the cells
+  // each query sees (see cpu/flash_attn.h).
+  virtual void attention(const float* q, int64_t n_q, int64_t n_head, const KVView& k, const KVView& v,
+                         const AttnCells& cells, float scale, float softcap, float* out) = 0;
+
   // What a thread holds while its kernels run on this device.
   struct Binding {
     virtual ~Binding() = default;
@@ -73,6 +116,10 @@ class Device {
   mutable std::mutex mutex_;  // guards counters_
   MemoryCounters counters_;
 };
+
+// Copies bytes from one device's memory to another's, through host memory
+// when neither end is host memory.
+void transfer(Device& from, const void* src, Device& to, void* dst, size_t bytes);
 
 // Device memory owned by one object (moves, never copies).
 class DeviceBuffer {

@@ -1,12 +1,10 @@
 #include "ends.h"
 
+#include <algorithm>
 #include <stdexcept>
 #include <string>
 
-#include "../cpu/dequantize.h"
 #include "../cpu/matmul.h"
-#include "../cpu/ops.h"
-#include "../cpu/thread_pool.h"
 
 namespace hi {
 
@@ -17,36 +15,40 @@ Weight placed_view(Weight w, const PlacedWeights& placed) {
   return w;
 }
 
-size_t normed_bytes(int64_t n_embd, int64_t max_tokens) {
-  return align_up(size_t(max_tokens * n_embd) * sizeof(float));
-}
+size_t float_bytes(int64_t rows, int64_t cols) { return align_up(size_t(rows * cols) * sizeof(float)); }
 
 }  // namespace
 
-Embedding::Embedding(std::shared_ptr<Device> device, const Weight& table, float scale)
+size_t Embedding::workspace_bytes(int64_t n_embd, int64_t max_tokens) {
+  return align_up(size_t(max_tokens) * sizeof(int32_t)) + float_bytes(max_tokens, n_embd);
+}
+
+Embedding::Embedding(std::shared_ptr<Device> device, const Weight& table, float scale, int64_t max_tokens)
     : device_(std::move(device)), placed_(*device_, table.data, table.bytes()),
-      table_(placed_view(table, placed_)), scale_(scale) {}
+      table_(placed_view(table, placed_)), scale_(scale), max_tokens_(max_tokens),
+      workspace_(*device_, workspace_bytes(table.cols, max_tokens), MemKind::Compute) {}
 
 void Embedding::lookup(const int32_t* ids, int64_t n, float* out) {
+  if (n <= 0 || n > max_tokens_)
+    throw std::invalid_argument("the embedding takes 1 to " + std::to_string(max_tokens_) + " tokens, got " +
+                                std::to_string(n));
   for (int64_t i = 0; i < n; ++i)
     if (ids[i] < 0 || ids[i] >= table_.rows)
       throw std::invalid_argument("token id " + std::to_string(ids[i]) + " is outside the vocabulary [0, " +
                                   std::to_string(table_.rows) + ")");
   const Device::Scope on_device(*device_);
-  const size_t rb = row_bytes(table_.type, table_.cols);
-  const int64_t cols = table_.cols;
-  parallel_ranges(cpu_pool(), n, 1, [&](int64_t i0, int64_t i1) {
-    for (int64_t i = i0; i < i1; ++i) {
-      float* row = out + i * cols;
-      dequantize_serial(table_.type, table_.data + size_t(ids[i]) * rb, row, cols);
-      if (scale_ != 1.0f)
-        for (int64_t j = 0; j < cols; ++j) row[j] *= scale_;
-    }
-  });
+  Device& dev = *device_;
+  int32_t* dev_ids = workspace_.as<int32_t>();  // (n,)
+  float* rows = reinterpret_cast<float*>(workspace_.as<uint8_t>() + align_up(size_t(max_tokens_) * sizeof(int32_t)));
+  dev.to_device(dev_ids, ids, size_t(n) * sizeof(int32_t));
+  dev.get_rows(table_.type, table_.data, table_.cols, dev_ids, n, scale_, rows);
+  dev.to_host(out, rows, size_t(n * table_.cols) * sizeof(float));
 }
 
-size_t OutputHead::workspace_bytes(QType output_type, int64_t n_embd, int64_t max_tokens) {
-  return normed_bytes(n_embd, max_tokens) + matmul_scratch_bytes(output_type, max_tokens, n_embd);
+size_t OutputHead::workspace_bytes(QType output_type, int64_t n_embd, int64_t n_vocab, int64_t max_tokens,
+                                   bool host_memory) {
+  return float_bytes(max_tokens, n_embd) + align_up(matmul_scratch_bytes(output_type, max_tokens, n_embd)) +
+         (host_memory ? 0 : float_bytes(kLogitRows, n_vocab));
 }
 
 OutputHead::OutputHead(std::shared_ptr<Device> device, const Weight& norm, const Weight& output, float eps,
@@ -54,7 +56,9 @@ OutputHead::OutputHead(std::shared_ptr<Device> device, const Weight& norm, const
     : device_(std::move(device)), placed_norm_(*device_, norm.data, norm.bytes()),
       placed_output_(*device_, output.data, output.bytes()), norm_(placed_view(norm, placed_norm_)),
       output_(placed_view(output, placed_output_)), eps_(eps), softcap_(softcap), max_tokens_(max_tokens),
-      workspace_(*device_, workspace_bytes(output.type, output.cols, max_tokens), MemKind::Compute) {
+      workspace_(*device_,
+                 workspace_bytes(output.type, output.cols, output.rows, max_tokens, device_->host_memory()),
+                 MemKind::Compute) {
   if (norm.type != QType::F32 || norm.rows * norm.cols != output.cols)
     throw std::invalid_argument("output_norm must be an F32 vector of n_embd = " + std::to_string(output.cols));
 }
@@ -64,11 +68,25 @@ void OutputHead::forward(const float* hidden, int64_t n, float* logits) {
     throw std::invalid_argument("the output head takes 1 to " + std::to_string(max_tokens_) + " rows, got " +
                                 std::to_string(n));
   const Device::Scope on_device(*device_);
+  Device& dev = *device_;
+  uint8_t* base = workspace_.as<uint8_t>();
   float* normed = workspace_.as<float>();  // (n, n_embd)
-  void* act = workspace_.as<uint8_t>() + normed_bytes(n_embd(), max_tokens_);
-  rms_norm(hidden, norm_.f32(), normed, n, n_embd(), eps_);
-  matmul(output_.type, output_.data, output_.rows, output_.cols, normed, n, logits, act);
-  if (softcap_ > 0) softcap(logits, n * n_vocab(), softcap_);
+  void* act = base + float_bytes(max_tokens_, n_embd());
+  dev.to_device(normed, hidden, size_t(n * n_embd()) * sizeof(float));
+  dev.rms_norm(normed, norm_.f32(), normed, n, n_embd(), eps_);
+  if (dev.host_memory()) {  // logits straight into the caller's rows
+    dev.matmul(output_.type, output_.data, output_.rows, output_.cols, normed, n, logits, act);
+    if (softcap_ > 0) dev.softcap(logits, n * n_vocab(), softcap_);
+    return;
+  }
+  float* rows = reinterpret_cast<float*>(static_cast<uint8_t*>(act) +
+                                         align_up(matmul_scratch_bytes(output_.type, max_tokens_, n_embd())));
+  for (int64_t r0 = 0; r0 < n; r0 += kLogitRows) {  // rows: (kLogitRows, n_vocab)
+    const int64_t m = std::min(kLogitRows, n - r0);
+    dev.matmul(output_.type, output_.data, output_.rows, output_.cols, normed + r0 * n_embd(), m, rows, act);
+    if (softcap_ > 0) dev.softcap(rows, m * n_vocab(), softcap_);
+    dev.to_host(logits + r0 * n_vocab(), rows, size_t(m * n_vocab()) * sizeof(float));
+  }
 }
 
 }  // namespace hi

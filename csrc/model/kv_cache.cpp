@@ -1,12 +1,9 @@
 #include "kv_cache.h"
 
 #include <algorithm>
-#include <cstring>
 #include <stdexcept>
 #include <string>
 
-#include "../cpu/dequantize.h"
-#include "../quant/quantize.h"
 
 namespace hi {
 
@@ -17,7 +14,7 @@ size_t KVCache::bytes_for(int64_t n_layers, int64_t n_cells, int64_t n_head_kv, 
 
 KVCache::KVCache(Device& device, int64_t n_layers, int64_t n_cells, int64_t n_head_kv, int64_t head_dim_k,
                  int64_t head_dim_v, QType type_k, QType type_v)
-    : n_layers_(n_layers), n_cells_(n_cells), n_head_kv_(n_head_kv), dk_(head_dim_k), dv_(head_dim_v),
+    : device_(device), n_layers_(n_layers), n_cells_(n_cells), n_head_kv_(n_head_kv), dk_(head_dim_k), dv_(head_dim_v),
       type_k_(type_k), type_v_(type_v),
       k_cell_bytes_(size_t(n_head_kv) * row_bytes(type_k, head_dim_k)),
       v_cell_bytes_(size_t(n_head_kv) * row_bytes(type_v, head_dim_v)),
@@ -29,8 +26,8 @@ KVCache::KVCache(Device& device, int64_t n_layers, int64_t n_cells, int64_t n_he
                                   " is not one of f32, f16, q8_0, q4_0");
   k_ = DeviceBuffer(device, size_t(n_layers * n_cells) * k_cell_bytes_, MemKind::KV);
   v_ = DeviceBuffer(device, size_t(n_layers * n_cells) * v_cell_bytes_, MemKind::KV);
-  std::memset(k_.as<uint8_t>(), 0, k_.bytes());  // free cells are never read; zeros keep dumps readable
-  std::memset(v_.as<uint8_t>(), 0, v_.bytes());
+  device.fill_zero(k_.as<uint8_t>(), k_.bytes());  // free cells are never read; zeros keep dumps readable
+  device.fill_zero(v_.as<uint8_t>(), v_.bytes());
 }
 
 std::vector<int32_t> KVCache::allocate(const int32_t* seq, const int32_t* pos, int64_t n) {
@@ -50,24 +47,20 @@ std::vector<int32_t> KVCache::allocate(const int32_t* seq, const int32_t* pos, i
   return cells;
 }
 
-void KVCache::write(int64_t layer, const std::vector<int32_t>& cells, const float* k, const float* v) {
-  write_keys(layer, cells, k);
-  uint8_t* vl = v_.as<uint8_t>() + size_t(layer * n_cells_) * v_cell_bytes_;
-  for (size_t i = 0; i < cells.size(); ++i)
-    quantize(type_v_, v + int64_t(i) * n_head_kv_ * dv_, vl + size_t(cells[i]) * v_cell_bytes_, n_head_kv_ * dv_);
+void KVCache::write(int64_t layer, const int32_t* cells, int64_t n, const float* k, const float* v) {
+  write_keys(layer, cells, n, k);
+  device_.set_rows(type_v_, v_.as<uint8_t>() + size_t(layer * n_cells_) * v_cell_bytes_, n_head_kv_ * dv_, cells, n,
+                   v);
 }
 
-void KVCache::write_keys(int64_t layer, const std::vector<int32_t>& cells, const float* k) {
-  uint8_t* kl = k_.as<uint8_t>() + size_t(layer * n_cells_) * k_cell_bytes_;
-  for (size_t i = 0; i < cells.size(); ++i)
-    quantize(type_k_, k + int64_t(i) * n_head_kv_ * dk_, kl + size_t(cells[i]) * k_cell_bytes_, n_head_kv_ * dk_);
+void KVCache::write_keys(int64_t layer, const int32_t* cells, int64_t n, const float* k) {
+  device_.set_rows(type_k_, k_.as<uint8_t>() + size_t(layer * n_cells_) * k_cell_bytes_, n_head_kv_ * dk_, cells, n,
+                   k);
 }
 
-void KVCache::read_keys(int64_t layer, const std::vector<int32_t>& cells, float* out) const {
-  const uint8_t* kl = k_.as<uint8_t>() + size_t(layer * n_cells_) * k_cell_bytes_;
-  for (size_t i = 0; i < cells.size(); ++i)
-    dequantize_serial(type_k_, kl + size_t(cells[i]) * k_cell_bytes_, out + int64_t(i) * n_head_kv_ * dk_,
-                      n_head_kv_ * dk_);
+void KVCache::read_keys(int64_t layer, const int32_t* cells, int64_t n, float* out) {
+  device_.get_rows(type_k_, k_.as<uint8_t>() + size_t(layer * n_cells_) * k_cell_bytes_, n_head_kv_ * dk_, cells, n,
+                   1.0f, out);
 }
 
 KVView KVCache::keys(int64_t layer) const {
@@ -119,8 +112,8 @@ void KVCache::copy_sequence(int32_t src, int32_t dst) {
   for (int64_t l = 0; l < n_layers_; ++l)
     for (size_t i = 0; i < from.size(); ++i) {
       const size_t dst = size_t(l * n_cells_ + to[i]), from_cell = size_t(l * n_cells_ + from[i]);
-      std::memcpy(k_.as<uint8_t>() + dst * k_cell_bytes_, k_.as<uint8_t>() + from_cell * k_cell_bytes_, k_cell_bytes_);
-      std::memcpy(v_.as<uint8_t>() + dst * v_cell_bytes_, v_.as<uint8_t>() + from_cell * v_cell_bytes_, v_cell_bytes_);
+      device_.copy(k_.as<uint8_t>() + dst * k_cell_bytes_, k_.as<uint8_t>() + from_cell * k_cell_bytes_, k_cell_bytes_);
+      device_.copy(v_.as<uint8_t>() + dst * v_cell_bytes_, v_.as<uint8_t>() + from_cell * v_cell_bytes_, v_cell_bytes_);
     }
 }
 

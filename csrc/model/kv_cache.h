@@ -5,7 +5,6 @@
 #include <cstdint>
 #include <vector>
 
-#include "../cpu/flash_attn.h"
 #include "../device/device.h"
 #include "../qtypes.h"
 
@@ -23,11 +22,12 @@ class KVCache {
   // Claims one free cell per token (sequence seq[i], position pos[i]); throws
   // when fewer than n are free. Returns the cell indices.
   std::vector<int32_t> allocate(const int32_t* seq, const int32_t* pos, int64_t n);
-  // k: (n, n_head_kv * head_dim_k), v: (n, n_head_kv * head_dim_v) rows for `cells`.
-  void write(int64_t layer, const std::vector<int32_t>& cells, const float* k, const float* v);
-  // Keys of `cells` as floats, out: (n, n_head_kv * head_dim_k); write_keys stores them back.
-  void read_keys(int64_t layer, const std::vector<int32_t>& cells, float* out) const;
-  void write_keys(int64_t layer, const std::vector<int32_t>& cells, const float* k);
+  // Device memory: cells (n,); k (n, n_head_kv * head_dim_k), v (n, n_head_kv * head_dim_v).
+  void write(int64_t layer, const int32_t* cells, int64_t n, const float* k, const float* v);
+  // Keys of `cells` (n,) as floats, out: (n, n_head_kv * head_dim_k); write_keys
+  // stores them back. All device memory.
+  void read_keys(int64_t layer, const int32_t* cells, int64_t n, float* out);
+  void write_keys(int64_t layer, const int32_t* cells, int64_t n, const float* k);
 
   KVView keys(int64_t layer) const;
   KVView values(int64_t layer) const;
@@ -51,6 +51,7 @@ class KVCache {
  private:
   bool holds(int64_t cell, int32_t seq, int32_t p0, int32_t p1) const;
 
+  Device& device_;
   int64_t n_layers_, n_cells_, n_head_kv_, dk_, dv_;
   QType type_k_, type_v_;
   size_t k_cell_bytes_, v_cell_bytes_;  // one cell of one layer

@@ -2,10 +2,8 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstring>
 #include <stdexcept>
 
-#include "../cpu/matmul.h"
 #include "workspace.h"
 
 namespace hi {
@@ -109,14 +107,15 @@ void RowSplit::run(int matrix, const float* x, int64_t n, float* y, void* main_a
   const std::vector<Part>& parts = matrices_[size_t(matrix)].parts;
   const int64_t k = parts.front().slice.cols;
   const size_t x_bytes = size_t(n * k) * sizeof(float);
+  Device& main = *devices_[0];
   for (const Part& p : parts) {
     if (p.device == 0) continue;
     Buffers& b = buffers_[size_t(p.device)];
     Device& dev = *devices_[size_t(p.device)];
     workers_[size_t(p.device)]->submit([&, x_bytes] {
-      std::memcpy(b.x, x, x_bytes);  // send the input
+      transfer(main, x, dev, b.x, x_bytes);  // send the input
       const Device::Scope on_device(dev);
-      matmul(p.slice.type, p.slice.data, p.slice.rows, k, b.x, n, b.y, b.act);
+      dev.matmul(p.slice.type, p.slice.data, p.slice.rows, k, b.x, n, b.y, b.act);
     });
     transfers_ += 1;
     transfer_bytes_ += int64_t(x_bytes);
@@ -124,7 +123,7 @@ void RowSplit::run(int matrix, const float* x, int64_t n, float* y, void* main_a
   std::exception_ptr error;
   try {
     for (const Part& p : parts)
-      if (p.device == 0) matmul(p.slice.type, p.slice.data, p.slice.rows, k, x, n, buffers_[0].y, main_act);
+      if (p.device == 0) main.matmul(p.slice.type, p.slice.data, p.slice.rows, k, x, n, buffers_[0].y, main_act);
   } catch (...) {
     error = std::current_exception();
   }
@@ -139,8 +138,9 @@ void RowSplit::run(int matrix, const float* x, int64_t n, float* y, void* main_a
   if (error) std::rethrow_exception(error);
   for (const Part& p : parts) {  // gather: slice (n, slice.rows) -> y[:, r0 : r0 + slice.rows]
     const float* src = buffers_[size_t(p.device)].y;
+    Device& from = *devices_[size_t(p.device)];
     for (int64_t i = 0; i < n; ++i)
-      std::memcpy(y + i * total_rows + p.r0, src + i * p.slice.rows, size_t(p.slice.rows) * sizeof(float));
+      transfer(from, src + i * p.slice.rows, main, y + i * total_rows + p.r0, size_t(p.slice.rows) * sizeof(float));
     if (p.device != 0) {
       transfers_ += 1;
       transfer_bytes_ += int64_t(size_t(n * p.slice.rows) * sizeof(float));

@@ -5,16 +5,10 @@
 #include <string>
 
 #include "../cpu/flash_attn.h"
-#include "../cpu/matmul.h"
-#include "../cpu/ops.h"
 
 namespace hi {
 
 namespace {
-
-void add_into(float* x, const float* y, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) x[i] += y[i];
-}
 
 void require(bool ok, const std::string& what) {
   if (!ok) throw std::invalid_argument(what);
@@ -46,11 +40,8 @@ void Stage::linear(const Weight& w, const Weight& bias, const float* x, int64_t 
   if (rows_)
     rows_->run(row_matrix_.at(&w), x, n, y, ws_.act);
   else
-    matmul(w.type, w.data, w.rows, w.cols, x, n, y, ws_.act);
-  if (!bias.present()) return;
-  const float* b = bias.f32();
-  for (int64_t i = 0; i < n; ++i)
-    for (int64_t r = 0; r < w.rows; ++r) y[i * w.rows + r] += b[r];
+    device_->matmul(w.type, w.data, w.rows, w.cols, x, n, y, ws_.act);
+  if (bias.present()) device_->add_bias(y, bias.f32(), n, w.rows);
 }
 
 Stage::Stage(std::shared_ptr<Device> device, const BlockConfig& config, std::vector<LayerParams> params,
@@ -85,6 +76,13 @@ Stage::Stage(std::shared_ptr<Device> device, const BlockConfig& config, std::vec
     check_matrix(w.w_down, cfg_.n_embd, cfg_.n_ff, "ffn_down", l);
     check_vector(w.post_ffn_norm, cfg_.n_embd, "post_ffw_norm", l, false);
   }
+  for (const LayerParams& p : params_) {
+    const auto known = std::find(windows_.begin(), windows_.end(), p.window);
+    if (known == windows_.end()) windows_.push_back(p.window);
+    require(windows_.size() <= size_t(kMaxWindows),
+            "a stage supports at most " + std::to_string(kMaxWindows) + " distinct attention windows");
+    window_slot_.push_back(int(std::find(windows_.begin(), windows_.end(), p.window) - windows_.begin()));
+  }
   for (LayerWeights& w : weights_) {
     if (rows_)
       for (Weight* m : matrices(w)) row_matrix_[m] = rows_->add_matrix(*m);
@@ -95,32 +93,32 @@ Stage::Stage(std::shared_ptr<Device> device, const BlockConfig& config, std::vec
     }
   }
   size_t bytes = 0;
-  Workspace::layout(cfg_, max_tokens_, nullptr, &bytes);
+  Workspace::layout(cfg_, max_tokens_, n_cells, nullptr, &bytes);
   workspace_buffer_ = DeviceBuffer(*device_, bytes, MemKind::Compute);
-  ws_ = Workspace::layout(cfg_, max_tokens_, workspace_buffer_.as<uint8_t>(), nullptr);
+  ws_ = Workspace::layout(cfg_, max_tokens_, n_cells, workspace_buffer_.as<uint8_t>(), nullptr);
 }
 
 // ws_.normed (n, n_embd) -> ws_.delta (n, n_embd)
-void Stage::attention(int64_t layer, const std::vector<int32_t>& cells, VisibleCells& visible, const int32_t* seq,
-                      const int32_t* pos, int64_t n) {
+void Stage::attention(int64_t layer, int64_t n) {
   const LayerWeights& w = weights_[size_t(layer)];
   const LayerParams& p = params_[size_t(layer)];
+  Device& dev = *device_;
   const int64_t dk = cfg_.head_dim_k;
   linear(w.wq, w.bq, ws_.normed, n, ws_.q);
   linear(w.wk, w.bk, ws_.normed, n, ws_.k);
   linear(w.wv, w.bv, ws_.normed, n, ws_.v);
-  if (w.q_norm.present()) rms_norm(ws_.q, w.q_norm.f32(), ws_.q, n * cfg_.n_head, dk, cfg_.rms_eps);
-  if (w.k_norm.present()) rms_norm(ws_.k, w.k_norm.f32(), ws_.k, n * cfg_.n_head_kv, dk, cfg_.rms_eps);
-  rope(ws_.q, pos, n, cfg_.n_head, dk, cfg_.n_rot, p.rope_base, p.rope_freq_scale, cfg_.rope_style);
-  rope(ws_.k, pos, n, cfg_.n_head_kv, dk, cfg_.n_rot, p.rope_base, p.rope_freq_scale, cfg_.rope_style);
-  cache_.write(layer, cells, ws_.k, ws_.v);
+  if (w.q_norm.present()) dev.rms_norm(ws_.q, w.q_norm.f32(), ws_.q, n * cfg_.n_head, dk, cfg_.rms_eps);
+  if (w.k_norm.present()) dev.rms_norm(ws_.k, w.k_norm.f32(), ws_.k, n * cfg_.n_head_kv, dk, cfg_.rms_eps);
+  dev.rope(ws_.q, ws_.pos, n, cfg_.n_head, dk, cfg_.n_rot, p.rope_base, p.rope_freq_scale, cfg_.rope_style);
+  dev.rope(ws_.k, ws_.pos, n, cfg_.n_head_kv, dk, cfg_.n_rot, p.rope_base, p.rope_freq_scale, cfg_.rope_style);
+  cache_.write(layer, ws_.cells, n, ws_.k, ws_.v);
 
-  visible.select(seq, pos, p.window);
-  flash_attention(ws_.q, n, cfg_.n_head, cache_.keys(layer), cache_.values(layer), visible, cfg_.attn_scale,
-                  cfg_.attn_softcap, ws_.attn);
+  const int slot = window_slot_[size_t(layer)];
+  dev.attention(ws_.q, n, cfg_.n_head, cache_.keys(layer), cache_.values(layer),
+                AttnCells{ws_.visible, ws_.begin[slot], ws_.end[slot]}, cfg_.attn_scale, cfg_.attn_softcap, ws_.attn);
   linear(w.wo, Weight{}, ws_.attn, n, ws_.delta);
   if (w.post_attn_norm.present())
-    rms_norm(ws_.delta, w.post_attn_norm.f32(), ws_.delta, n, cfg_.n_embd, cfg_.rms_eps);
+    dev.rms_norm(ws_.delta, w.post_attn_norm.f32(), ws_.delta, n, cfg_.n_embd, cfg_.rms_eps);
 }
 
 // ws_.normed (n, n_embd) -> ws_.delta (n, n_embd)
@@ -128,30 +126,48 @@ void Stage::feed_forward(int64_t layer, int64_t n) {
   const LayerWeights& w = weights_[size_t(layer)];
   linear(w.w_gate, Weight{}, ws_.normed, n, ws_.gate);
   linear(w.w_up, Weight{}, ws_.normed, n, ws_.up);
-  gated_activation(ws_.gate, ws_.up, ws_.gate, n * cfg_.n_ff, cfg_.activation);
+  device_->gated_activation(ws_.gate, ws_.up, ws_.gate, n * cfg_.n_ff, cfg_.activation);
   linear(w.w_down, Weight{}, ws_.gate, n, ws_.delta);
   if (w.post_ffn_norm.present())
-    rms_norm(ws_.delta, w.post_ffn_norm.f32(), ws_.delta, n, cfg_.n_embd, cfg_.rms_eps);
+    device_->rms_norm(ws_.delta, w.post_ffn_norm.f32(), ws_.delta, n, cfg_.n_embd, cfg_.rms_eps);
 }
 
 void Stage::shift_sequence(int32_t seq, int32_t p0, int32_t p1, int32_t delta) {
   const std::vector<int32_t> cells = cache_.shift_positions(seq, p0, p1, delta);
   if (cells.empty() || delta == 0) return;
   const Device::Scope on_device(*device_);
+  Device& dev = *device_;
   const int64_t dk = cfg_.head_dim_k;
   const std::vector<int32_t> by(size_t(max_tokens_), delta);  // (max_tokens,) rotation angle factor per cell
+  dev.to_device(ws_.pos, by.data(), by.size() * sizeof(int32_t));
   // Key rows go through ws_.k, max_tokens cells at a time.
   for (size_t c0 = 0; c0 < cells.size(); c0 += size_t(max_tokens_)) {
-    const std::vector<int32_t> chunk(cells.begin() + long(c0),
-                                     cells.begin() + long(std::min(cells.size(), c0 + size_t(max_tokens_))));
-    const int64_t n = int64_t(chunk.size());
+    const int64_t n = std::min(int64_t(cells.size() - c0), max_tokens_);
+    dev.to_device(ws_.cells, cells.data() + c0, size_t(n) * sizeof(int32_t));
     for (int64_t l = 0; l < n_layers(); ++l) {
       const LayerParams& p = params_[size_t(l)];
-      cache_.read_keys(l, chunk, ws_.k);
+      cache_.read_keys(l, ws_.cells, n, ws_.k);
       // RoPE rotations compose: rotating a key made at pos by delta gives the key at pos + delta.
-      rope(ws_.k, by.data(), n, cfg_.n_head_kv, dk, cfg_.n_rot, p.rope_base, p.rope_freq_scale, cfg_.rope_style);
-      cache_.write_keys(l, chunk, ws_.k);
+      dev.rope(ws_.k, ws_.pos, n, cfg_.n_head_kv, dk, cfg_.n_rot, p.rope_base, p.rope_freq_scale, cfg_.rope_style);
+      cache_.write_keys(l, ws_.cells, n, ws_.k);
     }
+  }
+  dev.synchronize();
+}
+
+// Uploads a step's metadata: positions, KV cells, and for each window the
+// cells each query sees.
+void Stage::upload_step(const std::vector<int32_t>& cells, const int32_t* seq, const int32_t* pos, int64_t n) {
+  Device& dev = *device_;
+  dev.to_device(ws_.pos, pos, size_t(n) * sizeof(int32_t));
+  dev.to_device(ws_.cells, cells.data(), size_t(n) * sizeof(int32_t));
+  VisibleCells visible(cache_.cell_seq(), cache_.cell_pos(), cache_.n_cells(), seq, n);
+  const AttnCells host = visible.slices();
+  dev.to_device(ws_.visible, host.cells, size_t(visible.n_cells()) * sizeof(int32_t));
+  for (size_t slot = 0; slot < windows_.size(); ++slot) {
+    visible.select(seq, pos, windows_[slot]);
+    dev.to_device(ws_.begin[slot], host.begin, size_t(n) * sizeof(int64_t));
+    dev.to_device(ws_.end[slot], host.end, size_t(n) * sizeof(int64_t));
   }
 }
 
@@ -159,20 +175,25 @@ void Stage::forward(float* hidden, const int32_t* seq, const int32_t* pos, int64
   require(n > 0 && n <= max_tokens_, "a batch holds 1 to " + std::to_string(max_tokens_) + " tokens (max_tokens), got " +
                                          std::to_string(n));
   const Device::Scope on_device(*device_);
+  Device& dev = *device_;
   const std::vector<int32_t> cells = cache_.allocate(seq, pos, n);
-  VisibleCells visible(cache_.cell_seq(), cache_.cell_pos(), cache_.n_cells(), seq, n);
   const int64_t e = cfg_.n_embd;
+  const size_t hidden_bytes = size_t(n * e) * sizeof(float);
   try {
+    upload_step(cells, seq, pos, n);
+    dev.to_device(ws_.hidden, hidden, hidden_bytes);
     for (int64_t l = 0; l < n_layers(); ++l) {
       const LayerWeights& w = weights_[size_t(l)];
-      rms_norm(hidden, w.attn_norm.f32(), ws_.normed, n, e, cfg_.rms_eps);
-      attention(l, cells, visible, seq, pos, n);
-      add_into(hidden, ws_.delta, n * e);
-      rms_norm(hidden, w.ffn_norm.f32(), ws_.normed, n, e, cfg_.rms_eps);
+      dev.rms_norm(ws_.hidden, w.attn_norm.f32(), ws_.normed, n, e, cfg_.rms_eps);
+      attention(l, n);
+      dev.add(ws_.hidden, ws_.delta, n * e);
+      dev.rms_norm(ws_.hidden, w.ffn_norm.f32(), ws_.normed, n, e, cfg_.rms_eps);
       feed_forward(l, n);
-      add_into(hidden, ws_.delta, n * e);
+      dev.add(ws_.hidden, ws_.delta, n * e);
     }
+    dev.to_host(hidden, ws_.hidden, hidden_bytes);
   } catch (...) {
+    dev.synchronize();
     cache_.release(cells);  // a failed batch leaves no half-written cells behind
     throw;
   }

@@ -40,8 +40,8 @@ class Stage {
   const RowSplit* rows() const { return rows_.get(); }
 
  private:
-  void attention(int64_t layer, const std::vector<int32_t>& cells, VisibleCells& visible, const int32_t* seq,
-                 const int32_t* pos, int64_t n);
+  void upload_step(const std::vector<int32_t>& cells, const int32_t* seq, const int32_t* pos, int64_t n);
+  void attention(int64_t layer, int64_t n);
   void feed_forward(int64_t layer, int64_t n);
   void linear(const Weight& w, const Weight& bias, const float* x, int64_t n, float* y);
 
@@ -54,7 +54,9 @@ class Stage {
   std::unordered_map<const Weight*, int> row_matrix_;   // a matrix of weights_ -> its id in rows_
   KVCache cache_;
   int64_t max_tokens_;
-  DeviceBuffer workspace_buffer_;  // stage_workspace_bytes(cfg_, max_tokens_)
+  std::vector<int32_t> windows_;      // (<= kMaxWindows,) the distinct attention windows of the layers
+  std::vector<int> window_slot_;      // (n_layers,) each layer's index into windows_
+  DeviceBuffer workspace_buffer_;  // stage_workspace_bytes(cfg_, max_tokens_, n_cells)
   Workspace ws_;                   // views of workspace_buffer_
 };
 

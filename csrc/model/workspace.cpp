@@ -19,6 +19,8 @@ struct Carver {
     return p;
   }
   float* floats(int64_t n) { return static_cast<float*>(take(size_t(n) * sizeof(float))); }
+  int32_t* int32s(int64_t n) { return static_cast<int32_t*>(take(size_t(n) * sizeof(int32_t))); }
+  int64_t* int64s(int64_t n) { return static_cast<int64_t*>(take(size_t(n) * sizeof(int64_t))); }
 };
 
 }  // namespace
@@ -30,9 +32,17 @@ size_t act_scratch_bytes(const BlockConfig& c, int64_t n) {
   return most;
 }
 
-Workspace Workspace::layout(const BlockConfig& c, int64_t n, uint8_t* base, size_t* bytes) {
+Workspace Workspace::layout(const BlockConfig& c, int64_t n, int64_t n_cells, uint8_t* base, size_t* bytes) {
   Workspace w{};
   Carver carve{base};
+  w.hidden = carve.floats(n * c.n_embd);
+  w.pos = carve.int32s(n);
+  w.cells = carve.int32s(n);
+  w.visible = carve.int32s(n_cells);
+  for (int i = 0; i < kMaxWindows; ++i) {
+    w.begin[i] = carve.int64s(n);
+    w.end[i] = carve.int64s(n);
+  }
   w.normed = carve.floats(n * c.n_embd);
   w.delta = carve.floats(n * c.n_embd);
   w.act = carve.take(act_scratch_bytes(c, n));
@@ -49,9 +59,9 @@ Workspace Workspace::layout(const BlockConfig& c, int64_t n, uint8_t* base, size
   return w;
 }
 
-size_t stage_workspace_bytes(const BlockConfig& cfg, int64_t max_tokens) {
+size_t stage_workspace_bytes(const BlockConfig& cfg, int64_t max_tokens, int64_t n_cells) {
   size_t bytes = 0;
-  Workspace::layout(cfg, max_tokens, nullptr, &bytes);
+  Workspace::layout(cfg, max_tokens, n_cells, nullptr, &bytes);
   return bytes;
 }
 

@@ -9,7 +9,11 @@
 
 namespace hi {
 
+// Distinct attention windows a stage may have (gemma3: global and one sliding size).
+constexpr int kMaxWindows = 2;
+
 struct Workspace {
+  float* hidden;  // (n, n_embd) the residual stream, copied in and out of the stage
   float* normed;  // (n, n_embd) the normed residual stream
   float* delta;   // (n, n_embd) a block's output before it joins the residual
   // Attention phase.
@@ -21,10 +25,17 @@ struct Workspace {
   float* gate;    // (n, n_ff)
   float* up;      // (n, n_ff)
   void* act;      // matmul_scratch_bytes for the widest input: quantised activations
+  // A step's token metadata, uploaded before the layers run.
+  int32_t* pos;      // (n,) positions; the rotation by a context shift's delta
+  int32_t* cells;    // (n,) the KV cells the tokens are written to; a context shift's cells
+  int32_t* visible;  // (n_cells,) the cells of the batch's sequences, in attention order
+  int64_t* begin[kMaxWindows];  // (n,) per window: each query's first visible cell in `visible`
+  int64_t* end[kMaxWindows];    // (n,) per window: one past its last
 
-  // Offsets of each field from the buffer's start for max_tokens tokens; base
-  // null gives the layout's total size in `bytes`.
-  static Workspace layout(const BlockConfig& cfg, int64_t max_tokens, uint8_t* base, size_t* bytes);
+  // Offsets of each field from the buffer's start for max_tokens tokens and a
+  // cache of n_cells cells; base null gives the layout's total size in `bytes`.
+  static Workspace layout(const BlockConfig& cfg, int64_t max_tokens, int64_t n_cells, uint8_t* base,
+                          size_t* bytes);
 };
 
 // Quantised activation bytes for the widest input any matmul of the block takes
@@ -32,6 +43,6 @@ struct Workspace {
 size_t act_scratch_bytes(const BlockConfig& cfg, int64_t n);
 
 // Bytes of a stage's workspace (the planner's compute-buffer figure).
-size_t stage_workspace_bytes(const BlockConfig& cfg, int64_t max_tokens);
+size_t stage_workspace_bytes(const BlockConfig& cfg, int64_t max_tokens, int64_t n_cells);
 
 }  // namespace hi

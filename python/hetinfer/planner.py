@@ -292,15 +292,17 @@ def _plan(*, sizes: ModelSizes, infos: list[DeviceInfo], split: str, tensor_spli
             if split != "row":
                 d.weights = sum(sizes.layer_weights[first:last])
             d.kv = _core.kv_cache_bytes(block, last - first, n_ctx * n_parallel, k_type, v_type)
-            d.compute += _core.stage_workspace_bytes(block, n_batch)
+            d.compute += _core.stage_workspace_bytes(block, n_batch, n_ctx * n_parallel)
             d.embedding = first == 0
             d.output = last == config.n_layer
             if d.embedding:
                 d.weights += sizes.embedding
+                d.compute += _core.embedding_workspace_bytes(config.n_embd, n_batch)
             if d.output:
                 shared = d.embedding and sizes.tied  # one mapping on one device, counted once
                 d.weights += sizes.output_norm + (0 if shared else sizes.output)
-                d.compute += _core.head_workspace_bytes(sizes.output_type, config.n_embd, n_batch)
+                d.compute += _core.head_workspace_bytes(sizes.output_type, config.n_embd, config.n_vocab, n_batch,
+                                                        info.kind == "cpu")
         devices.append(d)
     problems = []
     pools: dict[str, list[int]] = {}

@@ -88,7 +88,8 @@ class Model:
         used = plan.used
         k_type = cache_type_id(plan.cache_type_k, "cache_type_k")
         v_type = cache_type_id(plan.cache_type_v, "cache_type_v")
-        self._embedding = _core.Embedding(self.devices[used[0].device], weight_spec(embd), cfg.embed_scale)
+        self._embedding = _core.Embedding(self.devices[used[0].device], weight_spec(embd), cfg.embed_scale,
+                                          self.n_batch)
         rows = {}
         if plan.split == "row":  # one stage on the main device; every device holds a slice of each matrix
             rows = {"row_devices": [self.devices[d.device] for d in plan.devices],

@@ -1,0 +1,32 @@
+// The argument types of the device op set (device.h), shared by every backend.
+#pragma once
+#include <cstdint>
+
+#include "../qtypes.h"
+
+namespace hi {
+
+enum class RopeStyle {
+  Normal,  // rotates pairs (x[2i], x[2i+1]) - llama
+  Neox,    // rotates pairs (x[i], x[i + n_rot/2]) - qwen2, qwen3, gemma3
+};
+
+enum class Activation { Silu, GeluTanh };
+
+// A cache tensor in device memory: (n_cells, n_head_kv, head_dim) values of
+// `type`; each head vector is row_bytes(type, head_dim) bytes.
+struct KVView {
+  QType type;
+  const uint8_t* data;
+  int64_t n_cells, n_head_kv, head_dim;
+};
+
+// Which cells each query token attends to, in device memory: query t sees
+// cells[begin[t] .. end[t]) in that order (see VisibleCells).
+struct AttnCells {
+  const int32_t* cells;  // (cells of the batch's sequences,)
+  const int64_t* begin;  // (n_q,)
+  const int64_t* end;    // (n_q,)
+};
+
+}  // namespace hi
