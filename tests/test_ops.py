@@ -1,10 +1,19 @@
-"""Decoder-block ops on the CPU against numpy float64 references, fresh random inputs each run.
+"""Every op of the device op set (csrc/device/device.h) on every available
+device (the `device` fixture: cpu with each kernel path, sycl:N, cuda:N)
+against numpy float64 references, fresh random inputs each run.
 
 Tolerances (relative error = ||y - ref|| / ||ref||):
 - rms_norm, rope, gated activations, softcap: float32 arithmetic, < 1e-5.
+- add, add_bias: exact float32.
+- get_rows: bit-identical to dequantisation (times scale); set_rows: the bytes
+  of the CPU quantisers, on every device.
+- matmul: NMSE as in tests/test_matmul.py. Float weights < 1e-10. Quantised
+  weights: every device rounds activations to the CPU's 8-bit blocks (bound
+  5e-3, see test_matmul.py), and a device's result is the CPU's up to the order
+  of float sums: ||y - y_cpu|| / ||y_cpu|| < 1e-5 (measured <= 3.2e-7 on SYCL).
 - flash attention with f32/f16 K: float32 scores, < 1e-5 (f16 rounding of the
   cache is part of the reference, which uses the dequantised cache).
-- flash attention with q8_0/q4_0 K: queries are rounded to 8-bit blocks for
+- flash attention with q8_0/q4_0 K: the CPU rounds queries to 8-bit blocks for
   the integer dot products (as in matmul): measured ~4e-3, bound 3e-2.
 """
 
@@ -16,26 +25,20 @@ import pytest
 import hetinfer
 from hetinfer import _core
 from hetinfer.quants import dequantize_bytes, qtype, quantize
+from hetinfer.testing.samples import random_weights
 
 
 def rel_err(y: np.ndarray, ref: np.ndarray) -> float:
     return float(np.linalg.norm(y.astype(np.float64) - ref) / np.linalg.norm(ref))
 
 
-@pytest.fixture(params=["scalar", "avx2"] if all(hetinfer.cpu_features().values()) else ["scalar"])
-def kernel_path(request):
-    hetinfer.set_kernel_path(request.param)
-    yield request.param
-    hetinfer.set_kernel_path("auto")
-
-
 @pytest.mark.parametrize("with_weight", [True, False])
-def test_rms_norm(rng, with_weight):
+def test_rms_norm(rng, device, with_weight):
     x = rng.standard_normal((37, 640)).astype(np.float32) * 3
     w = rng.standard_normal(640).astype(np.float32) if with_weight else None
     x64 = x.astype(np.float64)
     ref = x64 / np.sqrt(np.mean(x64 ** 2, axis=1, keepdims=True) + 1e-6) * (1.0 if w is None else w)
-    assert rel_err(_core.rms_norm(x, w, 1e-6), ref) < 1e-5
+    assert rel_err(_core.rms_norm(x, w, 1e-6, device=device), ref) < 1e-5
 
 
 def rope_reference(x: np.ndarray, pos: np.ndarray, n_rot: int, base: float, freq_scale: float, style: str):
@@ -54,27 +57,85 @@ def rope_reference(x: np.ndarray, pos: np.ndarray, n_rot: int, base: float, freq
 
 @pytest.mark.parametrize("style", ["normal", "neox"])
 @pytest.mark.parametrize("n_rot", [64, 32])  # full and partial rotation
-def test_rope(rng, style, n_rot):
+def test_rope(rng, device, style, n_rot):
     x = rng.standard_normal((9, 4, 64)).astype(np.float32)
     pos = rng.integers(0, 4096, 9).astype(np.int32)
-    y = _core.rope(x, pos, n_rot, 10000.0, 0.5, style)
+    y = _core.rope(x, pos, n_rot, 10000.0, 0.5, style, device=device)
     assert rel_err(y, rope_reference(x, pos, n_rot, 10000.0, 0.5, style)) < 1e-5
     np.testing.assert_array_equal(y[..., n_rot:], x[..., n_rot:])
 
 
-def test_gated_activations(rng):
+def test_gated_activations(rng, device):
     g = rng.standard_normal(10000).astype(np.float32) * 4
     u = rng.standard_normal(10000).astype(np.float32)
     g64, u64 = g.astype(np.float64), u.astype(np.float64)
     silu = g64 / (1 + np.exp(-g64)) * u64
     gelu = 0.5 * g64 * (1 + np.tanh(np.sqrt(2 / np.pi) * (g64 + 0.044715 * g64 ** 3))) * u64
-    assert rel_err(_core.gated_activation(g, u, "silu"), silu) < 1e-5
-    assert rel_err(_core.gated_activation(g, u, "gelu_tanh"), gelu) < 1e-5
+    assert rel_err(_core.gated_activation(g, u, "silu", device=device), silu) < 1e-5
+    assert rel_err(_core.gated_activation(g, u, "gelu_tanh", device=device), gelu) < 1e-5
 
 
-def test_softcap(rng):
+def test_softcap(rng, device):
     x = rng.standard_normal(1000).astype(np.float32) * 100
-    assert rel_err(_core.softcap(x, 30.0), 30.0 * np.tanh(x.astype(np.float64) / 30.0)) < 1e-5
+    assert rel_err(_core.softcap(x, 30.0, device=device), 30.0 * np.tanh(x.astype(np.float64) / 30.0)) < 1e-5
+
+
+def test_add_and_bias(rng, device):
+    x = rng.standard_normal((37, 300)).astype(np.float32)
+    y = rng.standard_normal((37, 300)).astype(np.float32)
+    b = rng.standard_normal(300).astype(np.float32)
+    np.testing.assert_array_equal(_core.add(x, y, device=device), x + y)
+    np.testing.assert_array_equal(_core.add_bias(x, b, device=device), x + b)
+
+
+def nmse(y: np.ndarray, ref: np.ndarray, x: np.ndarray, w: np.ndarray) -> float:
+    expected_square = np.sum(x.astype(np.float64) ** 2, axis=1)[:, None] * np.sum(w ** 2, axis=1)[None, :] / x.shape[1]
+    return float(np.sum((y - ref) ** 2) / np.sum(expected_square))
+
+
+@pytest.mark.parametrize("t", [pytest.param(t, id=t.name) for t in hetinfer.SUPPORTED_TYPES])
+@pytest.mark.parametrize("n", [1, 7, 40])  # decode, a few sequences, prefill (tiled on GPUs)
+def test_matmul(rng, device, t, n):
+    rows, k = 67, (512 if t.name not in ("F32", "F16", "BF16") else 301)  # float types: a partial last chunk
+    w = random_weights(t, rows, k, rng)
+    x = rng.standard_normal((n, k)).astype(np.float32)
+    y = _core.matmul(int(t), w, rows, k, x, device=device)
+    w_float = dequantize_bytes(w, t, (rows, k)).astype(np.float64)
+    float_weights = t.name in ("F32", "F16", "BF16")
+    assert nmse(y, x.astype(np.float64) @ w_float.T, x, w_float) < (1e-10 if float_weights else 5e-3)
+    assert rel_err(y, _core.matmul(int(t), w, rows, k, x)) < 1e-5
+
+
+@pytest.mark.parametrize("t", [pytest.param(t, id=t.name) for t in hetinfer.SUPPORTED_TYPES])
+def test_get_rows(rng, device, t):
+    rows, cols = 20, 512
+    table = random_weights(t, rows, cols, rng)
+    ids = rng.integers(0, rows, 9).astype(np.int32)
+    full = dequantize_bytes(table, t, (rows, cols))
+    y = _core.get_rows(int(t), table, cols, ids, device=device)
+    np.testing.assert_array_equal(y.view(np.uint32), full[ids].view(np.uint32))
+    np.testing.assert_array_equal(_core.get_rows(int(t), table, cols, ids, 0.37, device=device),
+                                  full[ids] * np.float32(0.37))
+
+
+@pytest.mark.parametrize("name", ["F32", "F16", "Q8_0", "Q4_0"])
+def test_set_rows(rng, device, name):
+    rows, cols = 12, 256
+    table = np.zeros(rows * len(quantize(np.zeros((1, cols), np.float32), name).reshape(-1)), np.uint8)
+    ids = rng.choice(rows, 5, replace=False).astype(np.int32)
+    src = (rng.standard_normal((5, cols)) * rng.uniform(0.01, 100)).astype(np.float32)
+    out = _core.set_rows(int(qtype(name)), table, cols, ids, src, device=device).reshape(rows, -1)
+    np.testing.assert_array_equal(out[ids], quantize(src, name).reshape(5, -1))
+    untouched = np.setdiff1d(np.arange(rows), ids)
+    np.testing.assert_array_equal(out[untouched], 0)
+
+
+def test_row_ops_reject_bad_ids(device):
+    table = np.zeros(4 * 32 * 4, np.uint8)  # F32 (4, 32)
+    with pytest.raises(ValueError, match="outside"):
+        _core.get_rows(0, table, 32, np.array([4], np.int32), device=device)
+    with pytest.raises(ValueError, match="outside"):
+        _core.set_rows(0, table, 32, np.array([-1], np.int32), np.zeros((1, 32), np.float32), device=device)
 
 
 def attention_reference(q, k, v, q_seq, q_pos, cell_seq, cell_pos, window, scale, softcap):
@@ -104,7 +165,7 @@ def cache(rng, t: str, n_cells: int, n_head_kv: int, d: int):
 @pytest.mark.parametrize("k_type,v_type", [("F32", "F32"), ("F16", "F16"), ("Q8_0", "Q8_0"), ("Q4_0", "Q4_0"),
                                            ("F16", "Q4_0"), ("Q8_0", "F16")])
 @pytest.mark.parametrize("window,softcap", [(0, 0.0), (20, 0.0), (0, 5.0)])
-def test_flash_attention(rng, kernel_path, k_type, v_type, window, softcap):
+def test_flash_attention(rng, device, k_type, v_type, window, softcap):
     n_cells, n_head, n_head_kv, d_k, d_v = 150, 8, 2, 64, 32
     k_raw, k_ref = cache(rng, k_type, n_cells, n_head_kv, d_k)
     v_raw, v_ref = cache(rng, v_type, n_cells, n_head_kv, d_v)
@@ -119,7 +180,7 @@ def test_flash_attention(rng, kernel_path, k_type, v_type, window, softcap):
     q = rng.standard_normal((5, n_head, d_k)).astype(np.float32)
     scale = 1.0 / np.sqrt(d_k)
     y = _core.flash_attention(q, k_raw, int(qtype(k_type)), v_raw, int(qtype(v_type)), n_head_kv, d_v,
-                              q_seq, q_pos, cell_seq, cell_pos, window, scale, softcap)
+                              q_seq, q_pos, cell_seq, cell_pos, window, scale, softcap, device=device)
     ref = attention_reference(q, k_ref, v_ref, q_seq, q_pos, cell_seq, cell_pos, window, scale, softcap)
     np.testing.assert_array_equal(y[4], 0.0)
     bound = 1e-5 if k_type in ("F32", "F16") else 3e-2

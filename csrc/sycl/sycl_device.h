@@ -1,0 +1,77 @@
+// A SYCL device (an Intel GPU through Level Zero, or any device of the OpenCL
+// runtime, the CPU included) as a hetinfer Device. This file and the others
+// in csrc/sycl are built into libhetinfer_sycl.so, which links libsycl and is
+// loaded at run time (csrc/device/sycl_loader.h): without PyPI's
+// intel-sycl-rt the rest of hetinfer still works. Kernels are SYCL C++ from
+// kernels/sycl, compiled at run time by the kernel_compiler extension and
+// cached across processes by the runtime's persistent cache.
+#pragma once
+#include <sycl/sycl.hpp>
+
+#include <map>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "../device/device.h"
+
+namespace hi {
+
+class SyclDevice : public Device {
+ public:
+  // Compiles (or loads from the cache) every kernel source for `device`.
+  SyclDevice(const sycl::device& device, std::string name, size_t cap);
+  ~SyclDevice() override;
+
+  const uint8_t* place_weights(const uint8_t* host, size_t bytes) override;
+  void unplace_weights(const uint8_t* placed, size_t bytes) override;
+
+  bool host_memory() const override { return false; }
+  void to_device(void* dst, const void* host, size_t bytes) override;
+  void to_host(void* host, const void* src, size_t bytes) override;
+  void copy(void* dst, const void* src, size_t bytes) override;
+  void fill_zero(void* dst, size_t bytes) override;
+  void synchronize() override;
+
+  void matmul(QType type, const uint8_t* w, int64_t rows, int64_t k, const float* x, int64_t n, float* y,
+              void* scratch) override;
+  void rms_norm(const float* x, const float* w, float* y, int64_t rows, int64_t dim, float eps) override;
+  void rope(float* x, const int32_t* pos, int64_t n_tokens, int64_t n_heads, int64_t head_dim, int64_t n_rot,
+            float base, float freq_scale, RopeStyle style) override;
+  void gated_activation(const float* gate, const float* up, float* out, int64_t n, Activation act) override;
+  void add(float* x, const float* y, int64_t n) override;
+  void add_bias(float* y, const float* b, int64_t rows, int64_t cols) override;
+  void softcap(float* x, int64_t n, float cap) override;
+  void get_rows(QType type, const uint8_t* table, int64_t cols, const int32_t* ids, int64_t n, float scale,
+                float* out) override;
+  void set_rows(QType type, uint8_t* table, int64_t cols, const int32_t* ids, int64_t n, const float* src) override;
+  void attention(const float* q, int64_t n_q, int64_t n_head, const KVView& k, const KVView& v,
+                 const AttnCells& cells, float scale, float softcap, float* out) override;
+
+ protected:
+  void* raw_allocate(size_t bytes) override;
+  void raw_release(void* p) override;
+  std::unique_ptr<Binding> bind() override { return nullptr; }
+
+ private:
+  const sycl::kernel& kernel(const std::string& name);
+  template <typename... Args>
+  void launch(const std::string& name, size_t global, size_t local, const Args&... args);
+  // Runs f, turning a SYCL error into std::runtime_error naming this device and what failed.
+  template <typename F>
+  auto guarded(const char* what, F&& f) -> decltype(f());
+
+  sycl::queue queue_;  // in order: ops run in the order they are queued
+  std::vector<sycl::kernel_bundle<sycl::bundle_state::executable>> bundles_;  // one per kernel source
+  std::mutex kernels_mutex_;                                                  // guards kernels_
+  std::unordered_map<std::string, sycl::kernel> kernels_;                     // name -> kernel, found lazily
+  std::mutex placed_mutex_;                                                   // guards placed_
+  struct Placed {
+    uint8_t* data;
+    int count;
+  };
+  std::map<const uint8_t*, Placed> placed_;  // host weights -> their device copy (a tied head shares it)
+};
+
+}  // namespace hi
