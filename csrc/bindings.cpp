@@ -6,6 +6,7 @@
 #include <cstring>
 #include <string>
 
+#include "bindings_common.h"
 #include "cpu/cpu_features.h"
 #include "cpu/dequantize.h"
 #include "cpu/thread_pool.h"
@@ -22,12 +23,6 @@ namespace {
 
 using Bytes = py::array_t<uint8_t, py::array::c_style | py::array::forcecast>;
 using Floats = py::array_t<float, py::array::c_style | py::array::forcecast>;
-
-QType checked_type(uint32_t id) {
-  const QTypeInfo* info = find_qtype(id);
-  if (!info) throw py::value_error("unsupported tensor type id " + std::to_string(id));
-  return info->type;
-}
 
 void require_bytes(const Bytes& data, size_t needed, const char* what) {
   if (size_t(data.size()) != needed)

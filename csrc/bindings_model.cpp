@@ -9,6 +9,7 @@
 #include <memory>
 #include <string>
 
+#include "bindings_common.h"
 #include "device/cpu_device.h"
 #include "device/sycl_loader.h"
 #include "model/ends.h"
@@ -22,12 +23,6 @@ namespace {
 using Floats = py::array_t<float, py::array::c_style | py::array::forcecast>;
 using Ints = py::array_t<int32_t, py::array::c_style | py::array::forcecast>;
 using Bytes = py::array_t<uint8_t, py::array::c_style>;
-
-QType checked_type(uint32_t id) {
-  const QTypeInfo* info = find_qtype(id);
-  if (!info) throw py::value_error("unsupported tensor type id " + std::to_string(id));
-  return info->type;
-}
 
 // A native object with the weight arrays it points into.
 template <typename T>

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "bindings_common.h"
 #include "cpu/flash_attn.h"
 #include "device/cpu_device.h"
 #include "qtypes.h"
@@ -26,12 +27,6 @@ using DevicePtr = std::shared_ptr<Device>;
 
 void require(bool ok, const std::string& what) {
   if (!ok) throw py::value_error(what);
-}
-
-QType checked_type(uint32_t id, const char* what) {
-  const QTypeInfo* info = find_qtype(id);
-  require(info != nullptr, std::string(what) + ": unsupported tensor type id " + std::to_string(id));
-  return info->type;
 }
 
 Device& device_or_cpu(const DevicePtr& device) {
@@ -63,6 +58,13 @@ class Call {
     outputs_.push_back({host, p, count * sizeof(T)});
     return p;
   }
+  // Device memory holding a copy of `host` (count values of T), copied back as an output.
+  template <typename T>
+  T* in_out(T* host, size_t count) {
+    T* p = out(host, count);
+    if (p != host) dev_.to_device(p, host, count * sizeof(T));
+    return p;
+  }
   // Copies the outputs back; returns once they are in host memory.
   void finish() {
     for (const Output& o : outputs_) dev_.to_host(o.host, o.device, o.bytes);
@@ -92,7 +94,7 @@ py::array_t<T> array_like(const py::array& a) {
 
 py::array_t<float> matmul_py(uint32_t type_id, const Bytes& w, int64_t rows, int64_t k, const Floats& x,
                              const DevicePtr& device) {
-  const QType type = checked_type(type_id, "matmul");
+  const QType type = checked_type(type_id);
   require(rows >= 0 && k > 0, "matmul: rows must be >= 0 and k > 0");
   require(size_t(w.size()) == size_t(rows) * row_bytes(type, k),
           "matmul weights: expected " + std::to_string(size_t(rows) * row_bytes(type, k)) + " bytes, got " +
@@ -137,10 +139,8 @@ py::array_t<float> rope_py(const Floats& x, const Ints& pos, int64_t n_rot, floa
   std::copy(x.data(), x.data() + x.size(), y.mutable_data());
   py::gil_scoped_release release;
   Call call(device_or_cpu(device));
-  float* yd = call.out(y.mutable_data(), size_t(y.size()));
-  if (yd != y.mutable_data()) call.device().to_device(yd, y.data(), size_t(y.size()) * sizeof(float));
-  call.device().rope(yd, call.in(pos), n_tokens, n_heads, head_dim, n_rot, base, freq_scale,
-                     style == "neox" ? RopeStyle::Neox : RopeStyle::Normal);
+  call.device().rope(call.in_out(y.mutable_data(), size_t(y.size())), call.in(pos), n_tokens, n_heads, head_dim,
+                     n_rot, base, freq_scale, style == "neox" ? RopeStyle::Neox : RopeStyle::Normal);
   call.finish();
   return y;
 }
@@ -164,9 +164,7 @@ py::array_t<float> in_place(const Floats& x, const DevicePtr& device, Op op) {
   std::copy(x.data(), x.data() + x.size(), y.mutable_data());
   py::gil_scoped_release release;
   Call call(device_or_cpu(device));
-  float* yd = call.out(y.mutable_data(), size_t(y.size()));
-  if (yd != y.mutable_data()) call.device().to_device(yd, y.data(), size_t(y.size()) * sizeof(float));
-  op(call, yd);
+  op(call, call.in_out(y.mutable_data(), size_t(y.size())));
   call.finish();
   return y;
 }
@@ -203,7 +201,7 @@ int64_t table_rows(const Bytes& table, QType type, int64_t cols, const char* wha
 
 py::array_t<float> get_rows_py(uint32_t type_id, const Bytes& table, int64_t cols, const Ints& ids, float scale,
                                const DevicePtr& device) {
-  const QType type = checked_type(type_id, "get_rows");
+  const QType type = checked_type(type_id);
   check_ids(ids, table_rows(table, type, cols, "get_rows"), "get_rows");
   const int64_t n = ids.size();
   py::array_t<float> out({n, cols});  // (n, cols)
@@ -217,7 +215,7 @@ py::array_t<float> get_rows_py(uint32_t type_id, const Bytes& table, int64_t col
 
 py::array_t<uint8_t> set_rows_py(uint32_t type_id, const Bytes& table, int64_t cols, const Ints& ids, const Floats& src,
                                  const DevicePtr& device) {
-  const QType type = checked_type(type_id, "set_rows");
+  const QType type = checked_type(type_id);
   require(type == QType::F32 || type == QType::F16 || type == QType::Q8_0 || type == QType::Q4_0,
           "set_rows: the type must be f32, f16, q8_0 or q4_0");
   check_ids(ids, table_rows(table, type, cols, "set_rows"), "set_rows");
@@ -227,8 +225,7 @@ py::array_t<uint8_t> set_rows_py(uint32_t type_id, const Bytes& table, int64_t c
   std::copy(table.data(), table.data() + table.size(), out.mutable_data());
   py::gil_scoped_release release;
   Call call(device_or_cpu(device));
-  uint8_t* td = call.out(out.mutable_data(), size_t(out.size()));
-  if (td != out.mutable_data()) call.device().to_device(td, out.data(), size_t(out.size()));
+  uint8_t* td = call.in_out(out.mutable_data(), size_t(out.size()));
   if (n) call.device().set_rows(type, td, cols, call.in(ids), n, call.in(src));
   call.finish();
   return out;
@@ -236,7 +233,7 @@ py::array_t<uint8_t> set_rows_py(uint32_t type_id, const Bytes& table, int64_t c
 
 KVView kv_view(const Bytes& data, uint32_t type_id, int64_t n_cells, int64_t n_head_kv, int64_t head_dim,
                const char* what) {
-  const QType type = checked_type(type_id, what);
+  const QType type = checked_type(type_id);
   require(n_cells >= 0 && n_head_kv > 0 && head_dim > 0, std::string(what) + ": sizes must be positive");
   const size_t need = size_t(n_cells) * size_t(n_head_kv) * row_bytes(type, head_dim);
   require(size_t(data.size()) == need, std::string(what) + ": expected " + std::to_string(need) + " bytes, got " +

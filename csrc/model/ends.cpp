@@ -17,10 +17,21 @@ Weight placed_view(Weight w, const PlacedWeights& placed) {
 
 size_t float_bytes(int64_t rows, int64_t cols) { return align_up(size_t(rows * cols) * sizeof(float)); }
 
+size_t ids_bytes(int64_t max_tokens) { return align_up(size_t(max_tokens) * sizeof(int32_t)); }
+
+// Byte offsets in the head's workspace: normed rows, activation scratch, logit rows.
+struct HeadLayout {
+  size_t act, logits, total;
+  HeadLayout(QType type, int64_t n_embd, int64_t n_vocab, int64_t max_tokens, bool host_memory)
+      : act(float_bytes(max_tokens, n_embd)),
+        logits(act + align_up(matmul_scratch_bytes(type, max_tokens, n_embd))),
+        total(logits + (host_memory ? 0 : float_bytes(OutputHead::kLogitRows, n_vocab))) {}
+};
+
 }  // namespace
 
 size_t Embedding::workspace_bytes(int64_t n_embd, int64_t max_tokens) {
-  return align_up(size_t(max_tokens) * sizeof(int32_t)) + float_bytes(max_tokens, n_embd);
+  return ids_bytes(max_tokens) + float_bytes(max_tokens, n_embd);
 }
 
 Embedding::Embedding(std::shared_ptr<Device> device, const Weight& table, float scale, int64_t max_tokens)
@@ -39,7 +50,7 @@ void Embedding::lookup(const int32_t* ids, int64_t n, float* out) {
   const Device::Scope on_device(*device_);
   Device& dev = *device_;
   int32_t* dev_ids = workspace_.as<int32_t>();  // (n,)
-  float* rows = reinterpret_cast<float*>(workspace_.as<uint8_t>() + align_up(size_t(max_tokens_) * sizeof(int32_t)));
+  float* rows = reinterpret_cast<float*>(workspace_.as<uint8_t>() + ids_bytes(max_tokens_));  // (n, n_embd)
   dev.to_device(dev_ids, ids, size_t(n) * sizeof(int32_t));
   dev.get_rows(table_.type, table_.data, table_.cols, dev_ids, n, scale_, rows);
   dev.to_host(out, rows, size_t(n * table_.cols) * sizeof(float));
@@ -47,8 +58,7 @@ void Embedding::lookup(const int32_t* ids, int64_t n, float* out) {
 
 size_t OutputHead::workspace_bytes(QType output_type, int64_t n_embd, int64_t n_vocab, int64_t max_tokens,
                                    bool host_memory) {
-  return float_bytes(max_tokens, n_embd) + align_up(matmul_scratch_bytes(output_type, max_tokens, n_embd)) +
-         (host_memory ? 0 : float_bytes(kLogitRows, n_vocab));
+  return HeadLayout(output_type, n_embd, n_vocab, max_tokens, host_memory).total;
 }
 
 OutputHead::OutputHead(std::shared_ptr<Device> device, const Weight& norm, const Weight& output, float eps,
@@ -69,9 +79,10 @@ void OutputHead::forward(const float* hidden, int64_t n, float* logits) {
                                 std::to_string(n));
   const Device::Scope on_device(*device_);
   Device& dev = *device_;
+  const HeadLayout at(output_.type, n_embd(), n_vocab(), max_tokens_, dev.host_memory());
   uint8_t* base = workspace_.as<uint8_t>();
   float* normed = workspace_.as<float>();  // (n, n_embd)
-  void* act = base + float_bytes(max_tokens_, n_embd());
+  void* act = base + at.act;
   dev.to_device(normed, hidden, size_t(n * n_embd()) * sizeof(float));
   dev.rms_norm(normed, norm_.f32(), normed, n, n_embd(), eps_);
   if (dev.host_memory()) {  // logits straight into the caller's rows
@@ -79,8 +90,7 @@ void OutputHead::forward(const float* hidden, int64_t n, float* logits) {
     if (softcap_ > 0) dev.softcap(logits, n * n_vocab(), softcap_);
     return;
   }
-  float* rows = reinterpret_cast<float*>(static_cast<uint8_t*>(act) +
-                                         align_up(matmul_scratch_bytes(output_.type, max_tokens_, n_embd())));
+  float* rows = reinterpret_cast<float*>(base + at.logits);
   for (int64_t r0 = 0; r0 < n; r0 += kLogitRows) {  // rows: (kLogitRows, n_vocab)
     const int64_t m = std::min(kLogitRows, n - r0);
     dev.matmul(output_.type, output_.data, output_.rows, output_.cols, normed + r0 * n_embd(), m, rows, act);

@@ -49,26 +49,23 @@ std::vector<int32_t> KVCache::allocate(const int32_t* seq, const int32_t* pos, i
 
 void KVCache::write(int64_t layer, const int32_t* cells, int64_t n, const float* k, const float* v) {
   write_keys(layer, cells, n, k);
-  device_.set_rows(type_v_, v_.as<uint8_t>() + size_t(layer * n_cells_) * v_cell_bytes_, n_head_kv_ * dv_, cells, n,
-                   v);
+  device_.set_rows(type_v_, v_layer(layer), n_head_kv_ * dv_, cells, n, v);
 }
 
 void KVCache::write_keys(int64_t layer, const int32_t* cells, int64_t n, const float* k) {
-  device_.set_rows(type_k_, k_.as<uint8_t>() + size_t(layer * n_cells_) * k_cell_bytes_, n_head_kv_ * dk_, cells, n,
-                   k);
+  device_.set_rows(type_k_, k_layer(layer), n_head_kv_ * dk_, cells, n, k);
 }
 
 void KVCache::read_keys(int64_t layer, const int32_t* cells, int64_t n, float* out) {
-  device_.get_rows(type_k_, k_.as<uint8_t>() + size_t(layer * n_cells_) * k_cell_bytes_, n_head_kv_ * dk_, cells, n,
-                   1.0f, out);
+  device_.get_rows(type_k_, k_layer(layer), n_head_kv_ * dk_, cells, n, 1.0f, out);
 }
 
 KVView KVCache::keys(int64_t layer) const {
-  return {type_k_, k_.as<uint8_t>() + size_t(layer * n_cells_) * k_cell_bytes_, n_cells_, n_head_kv_, dk_};
+  return {type_k_, k_layer(layer), n_cells_, n_head_kv_, dk_};
 }
 
 KVView KVCache::values(int64_t layer) const {
-  return {type_v_, v_.as<uint8_t>() + size_t(layer * n_cells_) * v_cell_bytes_, n_cells_, n_head_kv_, dv_};
+  return {type_v_, v_layer(layer), n_cells_, n_head_kv_, dv_};
 }
 
 void KVCache::release(const std::vector<int32_t>& cells) {
@@ -111,9 +108,10 @@ void KVCache::copy_sequence(int32_t src, int32_t dst) {
   const std::vector<int32_t> to = allocate(seq.data(), pos.data(), int64_t(from.size()));
   for (int64_t l = 0; l < n_layers_; ++l)
     for (size_t i = 0; i < from.size(); ++i) {
-      const size_t dst = size_t(l * n_cells_ + to[i]), from_cell = size_t(l * n_cells_ + from[i]);
-      device_.copy(k_.as<uint8_t>() + dst * k_cell_bytes_, k_.as<uint8_t>() + from_cell * k_cell_bytes_, k_cell_bytes_);
-      device_.copy(v_.as<uint8_t>() + dst * v_cell_bytes_, v_.as<uint8_t>() + from_cell * v_cell_bytes_, v_cell_bytes_);
+      device_.copy(k_layer(l) + size_t(to[i]) * k_cell_bytes_, k_layer(l) + size_t(from[i]) * k_cell_bytes_,
+                   k_cell_bytes_);
+      device_.copy(v_layer(l) + size_t(to[i]) * v_cell_bytes_, v_layer(l) + size_t(from[i]) * v_cell_bytes_,
+                   v_cell_bytes_);
     }
 }
 

@@ -50,6 +50,8 @@ class KVCache {
 
  private:
   bool holds(int64_t cell, int32_t seq, int32_t p0, int32_t p1) const;
+  uint8_t* k_layer(int64_t layer) const { return k_.as<uint8_t>() + size_t(layer * n_cells_) * k_cell_bytes_; }
+  uint8_t* v_layer(int64_t layer) const { return v_.as<uint8_t>() + size_t(layer * n_cells_) * v_cell_bytes_; }
 
   Device& device_;
   int64_t n_layers_, n_cells_, n_head_kv_, dk_, dv_;

@@ -77,11 +77,11 @@ Stage::Stage(std::shared_ptr<Device> device, const BlockConfig& config, std::vec
     check_vector(w.post_ffn_norm, cfg_.n_embd, "post_ffw_norm", l, false);
   }
   for (const LayerParams& p : params_) {
-    const auto known = std::find(windows_.begin(), windows_.end(), p.window);
-    if (known == windows_.end()) windows_.push_back(p.window);
+    const size_t slot = size_t(std::find(windows_.begin(), windows_.end(), p.window) - windows_.begin());
+    if (slot == windows_.size()) windows_.push_back(p.window);
     require(windows_.size() <= size_t(kMaxWindows),
             "a stage supports at most " + std::to_string(kMaxWindows) + " distinct attention windows");
-    window_slot_.push_back(int(std::find(windows_.begin(), windows_.end(), p.window) - windows_.begin()));
+    window_slot_.push_back(int(slot));
   }
   for (LayerWeights& w : weights_) {
     if (rows_)
@@ -193,8 +193,11 @@ void Stage::forward(float* hidden, const int32_t* seq, const int32_t* pos, int64
     }
     dev.to_host(hidden, ws_.hidden, hidden_bytes);
   } catch (...) {
-    dev.synchronize();
     cache_.release(cells);  // a failed batch leaves no half-written cells behind
+    try {
+      dev.synchronize();  // nothing queued may still use the workspace; the first error is the one reported
+    } catch (...) {
+    }
     throw;
   }
 }

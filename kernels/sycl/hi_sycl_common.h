@@ -89,12 +89,10 @@ inline int chunk_values(const uint8_t* row, int64_t k, int64_t c, float* v) {
 }
 
 // ---- integer dot products with 8-bit activation blocks ---------------------
-// The activation blocks (act_blocks.h) that pair with weight type T, and the
-// bytes of one token's row of them.
+// Bytes of one token's row of the activation blocks (act_blocks.h ActFor<T>)
+// that pair with weight type T.
 template <typename T>
-using ActOf = ActFor<T>;
-template <typename T>
-inline int64_t act_row_bytes(int64_t k) { return k / int64_t(sizeof(ActOf<T>::qs)) * int64_t(sizeof(ActOf<T>)); }
+inline int64_t act_row_bytes(int64_t k) { return k / int64_t(sizeof(ActFor<T>::qs)) * int64_t(sizeof(ActFor<T>)); }
 
 // Sum of the products of the four signed bytes of a and b (dp4a).
 inline int dot4(int32_t a, int32_t b) {

@@ -58,7 +58,7 @@ inline void matvec(const uint8_t* w, int64_t rows, int64_t k, const float* x, co
           acc[t] += s;
         }
       } else {
-        using A = ActOf<T>;
+        using A = ActFor<T>;
         constexpr int C = TypeInfo<T>::chunks;
         Chunk ch;
         unpack_chunk(reinterpret_cast<const T*>(row)[c / C], int(c % C), ch);
@@ -140,7 +140,7 @@ inline void matmul(const uint8_t* w, int64_t rows, int64_t k, const float* x, co
         for (int j = 0; j < kTokPerItem; ++j) acc[j] += wv * tiles.xt[lg * kTokPerItem + j][kk];
       }
     } else {
-      using A = ActOf<T>;
+      using A = ActFor<T>;
       constexpr int C = TypeInfo<T>::chunks, W = QK / 4;
       if (lid < kTr * kKc) {  // weight chunk (row lid / kKc, chunk c0 + lid % kKc)
         const int wr = lid / kKc, wc = lid % kKc;

@@ -87,12 +87,14 @@ def unavailable_reason() -> str:
     return ""
 
 
-def devices() -> list:
-    """dpctl's SYCL devices in the runtime's order (sycl:N is the Nth); [] when unavailable."""
+@functools.lru_cache(maxsize=1)
+def devices() -> tuple:
+    """dpctl's SYCL devices in the runtime's order (sycl:N is the Nth), listed
+    once per process; () when unavailable."""
     if unavailable_reason():
-        return []
+        return ()
     import dpctl
-    return list(dpctl.get_devices())
+    return tuple(dpctl.get_devices())
 
 
 def make(index: int, name: str, cap: int):
