@@ -11,7 +11,7 @@
 
 #include "bindings_common.h"
 #include "device/cpu_device.h"
-#include "device/sycl_loader.h"
+#include "device/plugin_loader.h"
 #include "model/ends.h"
 #include "model/stage.h"
 
@@ -193,15 +193,29 @@ void bind_model(py::module_& m) {
            }), py::arg("name"), py::arg("n_threads") = 0, py::arg("cap") = 0,
            "n_threads 0: the process-wide pool; cap: bytes (0 = none).")
       .def_property_readonly("n_threads", &CpuDevice::n_threads);
-  m.def("sycl_device_count", [](const std::string& plugin) {
+  m.def("plugin_device_count", [](const std::string& plugin) {
     py::gil_scoped_release release;
-    return sycl_device_count(plugin);
-  }, py::arg("plugin"), "SYCL devices the runtime sees, through the plugin at this path.");
-  m.def("make_sycl_device", [](const std::string& plugin, int index, const std::string& name, size_t cap) {
-    py::gil_scoped_release release;  // the first build of the kernels takes a while
-    return make_sycl_device(plugin, index, name, cap);
+    return plugin_device_count(plugin);
+  }, py::arg("plugin"), "Devices the backend of the plugin at this path sees (RuntimeError: why none).");
+  m.def("make_plugin_device", [](const std::string& plugin, int index, const std::string& name, size_t cap) {
+    py::gil_scoped_release release;  // the first build of SYCL kernels takes a while
+    return make_plugin_device(plugin, index, name, cap);
   }, py::arg("plugin"), py::arg("index"), py::arg("name"), py::arg("cap") = 0,
-     "sycl:index as a Device (kernels compiled at run time, or loaded from the cache).");
+     "Device `index` of the plugin's backend as a Device named `name`.");
+  m.def("describe_plugin_device", [](const std::string& plugin, int index) {
+    hi_device_desc d{};
+    {
+      py::gil_scoped_release release;
+      d = describe_plugin_device(plugin, index);
+    }
+    py::dict out;
+    out["name"] = std::string(d.name);
+    out["total_memory"] = d.total_memory;
+    out["free_memory"] = d.free_memory;
+    out["compute_units"] = d.compute_units;
+    out["detail"] = std::string(d.detail);
+    return out;
+  }, py::arg("plugin"), py::arg("index"), "{name, total_memory, free_memory, compute_units, detail} of a device.");
 
   py::class_<PyStage>(m, "Stage", "A range of decoder layers with its KV cache (see csrc/model/stage.h).")
       .def(py::init(&make_stage), py::arg("device"), py::arg("config"), py::arg("layers"), py::arg("n_cells"),

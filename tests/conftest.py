@@ -31,8 +31,7 @@ def _device_params() -> list:
     reason. An installed SYCL runtime (the test extra brings it) that does not
     work fails instead of skipping."""
     import hetinfer
-    from hetinfer import sycl_runtime
-    from hetinfer.devices import UNAVAILABLE
+    from hetinfer import cuda_runtime, sycl_runtime
 
     params = [pytest.param("cpu/scalar", id="cpu-scalar")]
     if all(hetinfer.cpu_features().values()):
@@ -42,7 +41,10 @@ def _device_params() -> list:
         params.append(pytest.param("sycl:0", id="sycl", marks=marks))
     else:
         params += [pytest.param(f"sycl:{i}", id=f"sycl{i}") for i in range(len(sycl_runtime.devices()))]
-    params.append(pytest.param("cuda:0", id="cuda", marks=pytest.mark.skip(reason=UNAVAILABLE["cuda"])))
+    if why := cuda_runtime.unavailable_reason():
+        params.append(pytest.param("cuda:0", id="cuda", marks=pytest.mark.skip(reason=why)))
+    else:
+        params += [pytest.param(f"cuda:{i}", id=f"cuda{i}") for i in range(len(cuda_runtime.devices()))]
     return params
 
 
@@ -79,3 +81,14 @@ def sycl0() -> str:
             pytest.fail(f"the SYCL runtime is installed but unavailable: {why}")
         pytest.skip(why)
     return "sycl:0"
+
+
+@pytest.fixture(scope="session")
+def cuda0() -> str:
+    """The name of the first CUDA device; the test is skipped with the reason
+    when there is none (no GPU, no driver, or a build without nvcc)."""
+    from hetinfer import cuda_runtime
+
+    if why := cuda_runtime.unavailable_reason():
+        pytest.skip(why)
+    return "cuda:0"

@@ -30,9 +30,19 @@ def test_bench_table(tiny, capsys):
     assert "| qwen3" in out and "pp8" in out and "tg" not in out
 
 
+def test_bench_parallel_sequences(tiny, capsys):
+    assert main(["bench", tiny, "-p", "0", "-n", "3", "-r", "1", "-np", "1,4", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [(r["test"], r["n_tokens"]) for r in rows] == [("tg3", 3), ("tg3 x4", 12)]
+    with pytest.raises(SystemExit):
+        main(["bench", tiny, "-np", "0"])
+    assert "must be 1 or more" in capsys.readouterr().err
+
+
 def test_bench_rejects_unavailable_device(tiny, capsys):
-    assert main(["bench", tiny, "--devices", "cuda:0"]) == 2
-    assert "device 'cuda:0' is not available" in capsys.readouterr().err
+    assert main(["bench", tiny, "--devices", "cuda:99"]) == 2
+    err = capsys.readouterr().err
+    assert "device 'cuda:99'" in err and ("is not available" in err or "does not exist" in err)
 
 
 def test_run_streams_and_reports_speed(tiny, capsys):
@@ -65,7 +75,7 @@ def test_devices(capsys):
     assert main(["devices"]) == 0
     out = capsys.readouterr().out
     assert out.startswith("cpu")
-    assert "cuda:N   not available" in out and "GiB free" in out
+    assert ("cuda:N   not available" in out or "cuda:0" in out) and "GiB free" in out
 
 
 def test_plan_table_json_and_plot(tiny, capsys, tmp_path):

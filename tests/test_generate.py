@@ -116,8 +116,8 @@ def test_bad_arguments(tiny):
         tiny.tokenize(b"x")
     with pytest.raises(ValueError, match="outside the vocabulary"):
         tiny.detokenize([10**6])
-    with pytest.raises(ValueError, match="device 'cuda:0' is not available"):
-        hetinfer.load(tiny.file.path, devices=["cuda:0"])
+    with pytest.raises(ValueError, match="device 'cuda:99' (is not available|does not exist)"):
+        hetinfer.load(tiny.file.path, devices=["cuda:99"])
 
 
 def test_text_stream_whole_characters():

@@ -406,3 +406,23 @@ def test_failure_leaves_previous_file_untouched(tmp_path, monkeypatch):
         write_model(path, "llama", "Q8_0")
     assert path.read_bytes() == b"old"
     assert [p.name for p in tmp_path.iterdir()] == ["m.gguf"]
+
+
+@pytest.mark.parametrize("qtype", list(TOLERANCE))
+def test_random_blocks_dequantise_to_small_finite_weights(rng, qtype):
+    from hetinfer.testing.random_blocks import random_blocks
+
+    raw = random_blocks(qtype, (3, 512), rng)
+    values = gguf.quants.dequantize(raw, qtype).reshape(3, 512)
+    assert np.isfinite(values).all() and 0 < np.abs(values).max() < 0.2
+    assert np.abs(values).mean() > 1e-4  # not all (nearly) zero
+
+
+def test_random_codes_model_runs(tmp_path):
+    from hetinfer.model import Model
+
+    path = write_model(tmp_path / "fast.gguf", "llama", "Q4_K_M", random_codes=True, seed=3)
+    types = {t.tensor_type for t in GGUFReader(path).tensors}
+    assert {Q.Q4_K, Q.Q6_K} <= types
+    with Model(path, n_ctx=32) as m:
+        assert np.isfinite(m.eval_logits([1, 2, 3])).all()

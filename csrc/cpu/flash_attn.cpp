@@ -10,6 +10,7 @@
 #include "cpu_features.h"
 #include "dequantize.h"
 #include "matmul_kernels.h"
+#include "../device/device.h"
 #include "thread_pool.h"
 
 namespace hi {
@@ -176,14 +177,7 @@ void VisibleCells::select(const int32_t* q_seq, const int32_t* q_pos, int32_t wi
 
 void flash_attention(const float* q, int64_t n_q, int64_t n_head, const KVView& k, const KVView& v,
                      const AttnCells& cells, float scale, float softcap, float* out) {
-  if (k.n_head_kv <= 0 || n_head % k.n_head_kv != 0 || v.n_head_kv != k.n_head_kv || v.n_cells != k.n_cells)
-    throw std::invalid_argument("flash_attention: n_head must be a multiple of n_head_kv, and K and V must match");
-  for (QType t : {k.type, v.type})
-    if (t != QType::F32 && t != QType::F16 && t != QType::Q8_0 && t != QType::Q4_0)
-      throw std::invalid_argument(std::string("flash_attention: cache type ") + qtype_info(t).name +
-                                  " is not one of f32, f16, q8_0, q4_0");
-  row_bytes(k.type, k.head_dim);  // validates head sizes against the block size
-  row_bytes(v.type, v.head_dim);
+  check_attention_args("flash_attention", n_head, k, v);
   const int64_t n_rep = n_head / k.n_head_kv;
   std::vector<int64_t> first;  // (n_groups + 1,) first token of each group of consecutive tokens sharing a start
   for (int64_t t = 0; t < n_q; ++t)

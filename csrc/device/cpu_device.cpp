@@ -12,28 +12,6 @@ CpuDevice::CpuDevice(std::string name, int n_threads, size_t cap) : Device(std::
 
 int CpuDevice::n_threads() const { return pool_ ? pool_->size() : cpu_threads(); }
 
-const uint8_t* CpuDevice::place_weights(const uint8_t* host, size_t bytes) {
-  std::lock_guard<std::mutex> lock(placed_mutex_);
-  auto it = placed_.find(host);
-  if (it != placed_.end()) {
-    ++it->second;
-    return host;
-  }
-  count(bytes, MemKind::Weights);
-  placed_.emplace(host, 1);
-  return host;
-}
-
-void CpuDevice::unplace_weights(const uint8_t* placed, size_t bytes) {
-  std::lock_guard<std::mutex> lock(placed_mutex_);
-  auto it = placed_.find(placed);
-  if (it == placed_.end()) return;
-  if (--it->second == 0) {
-    placed_.erase(it);
-    uncount(bytes, MemKind::Weights);
-  }
-}
-
 void* CpuDevice::raw_allocate(size_t bytes) { return std::aligned_alloc(kBufferAlign, align_up(bytes)); }
 
 void CpuDevice::raw_release(void* p) { std::free(p); }

@@ -60,6 +60,57 @@ void Device::release(void* p, size_t bytes, MemKind kind) {
   uncount(bytes, kind);
 }
 
+const uint8_t* Device::place_weights(const uint8_t* host, size_t bytes) {
+  std::lock_guard<std::mutex> lock(placed_mutex_);
+  auto it = placed_.find(host);
+  if (it != placed_.end()) {
+    ++it->second.count;
+    return it->second.data;
+  }
+  if (host_memory()) {
+    count(bytes, MemKind::Weights);
+    placed_.emplace(host, Placed{host, 1});
+    return host;
+  }
+  void* data = allocate(bytes, MemKind::Weights);
+  try {
+    to_device(data, host, bytes);
+  } catch (...) {
+    release(data, bytes, MemKind::Weights);
+    throw;
+  }
+  placed_.emplace(host, Placed{static_cast<const uint8_t*>(data), 1});
+  return static_cast<const uint8_t*>(data);
+}
+
+void Device::unplace_weights(const uint8_t* placed, size_t bytes) {
+  std::lock_guard<std::mutex> lock(placed_mutex_);
+  for (auto it = placed_.begin(); it != placed_.end(); ++it) {
+    if (it->second.data != placed) continue;
+    if (--it->second.count == 0) {
+      if (host_memory())
+        uncount(bytes, MemKind::Weights);
+      else
+        release(const_cast<uint8_t*>(placed), bytes, MemKind::Weights);
+      placed_.erase(it);
+    }
+    return;
+  }
+}
+
+void check_attention_args(const std::string& who, int64_t n_head, const KVView& k, const KVView& v,
+                          int64_t max_head_dim) {
+  if (k.n_head_kv <= 0 || n_head % k.n_head_kv != 0 || v.n_head_kv != k.n_head_kv || v.n_cells != k.n_cells)
+    throw std::invalid_argument(who + ": n_head must be a multiple of n_head_kv, and K and V must match");
+  for (QType t : {k.type, v.type})
+    if (t != QType::F32 && t != QType::F16 && t != QType::Q8_0 && t != QType::Q4_0)
+      throw std::invalid_argument(who + ": cache type " + qtype_info(t).name + " is not one of f32, f16, q8_0, q4_0");
+  row_bytes(k.type, k.head_dim);  // validates head sizes against the block size
+  row_bytes(v.type, v.head_dim);
+  if (max_head_dim > 0 && (k.head_dim > max_head_dim || v.head_dim > max_head_dim))
+    throw std::invalid_argument(who + ": attention supports head sizes up to " + std::to_string(max_head_dim));
+}
+
 void transfer(Device& from, const void* src, Device& to, void* dst, size_t bytes) {
   if (from.host_memory()) {
     to.to_device(dst, src, bytes);

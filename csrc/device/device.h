@@ -7,6 +7,8 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -45,10 +47,11 @@ class Device {
   void* allocate(size_t bytes, MemKind kind);
   void release(void* p, size_t bytes, MemKind kind);
   // Weights that are already in host memory (the file mapping): a device whose
-  // memory is host memory uses them in place, others copy them. The bytes
-  // count as Weights until unplace_weights.
-  virtual const uint8_t* place_weights(const uint8_t* host, size_t bytes) = 0;
-  virtual void unplace_weights(const uint8_t* placed, size_t bytes) = 0;
+  // memory is host memory uses them in place, others copy them. A tensor
+  // placed twice (an output head tied to the embedding) is held and counted
+  // once. The bytes count as Weights until the last unplace_weights.
+  const uint8_t* place_weights(const uint8_t* host, size_t bytes);
+  void unplace_weights(const uint8_t* placed, size_t bytes);
 
   // ---- copies. Pointers named host are host memory; all others this device's.
   // True when this device's memory is host memory (the CPU): pointers of one
@@ -90,6 +93,20 @@ class Device {
   virtual void attention(const float* q, int64_t n_q, int64_t n_head, const KVView& k, const KVView& v,
                          const AttnCells& cells, float scale, float softcap, float* out) = 0;
 
+  // ---- recorded work (CUDA graphs): a step whose ops and arguments repeat.
+  // Work a device can replay without the host queuing each op again.
+  struct Recording {
+    virtual ~Recording() = default;
+    virtual void replay() = 0;  // queues the recorded ops again
+  };
+  // Queues the ops `queue_ops` queues, and returns a recording of them, or
+  // null when this device does not record (then the ops simply ran). Only
+  // asynchronous ops may be recorded: no to_device/to_host/synchronize.
+  virtual std::unique_ptr<Recording> record(const std::function<void()>& queue_ops) {
+    queue_ops();
+    return nullptr;
+  }
+
   // What a thread holds while its kernels run on this device.
   struct Binding {
     virtual ~Binding() = default;
@@ -115,7 +132,19 @@ class Device {
   size_t cap_;
   mutable std::mutex mutex_;  // guards counters_
   MemoryCounters counters_;
+  struct Placed {
+    const uint8_t* data;  // the device copy, or the host weights themselves
+    int count;            // placements
+  };
+  std::mutex placed_mutex_;                  // guards placed_
+  std::map<const uint8_t*, Placed> placed_;  // host weights -> where they are placed
 };
+
+// Throws std::invalid_argument (naming `who`) unless n_head is a multiple of
+// the KV heads, K and V match, both caches are f32, f16, q8_0 or q4_0 and the
+// head sizes fit their blocks and, when max_head_dim > 0, that limit.
+void check_attention_args(const std::string& who, int64_t n_head, const KVView& k, const KVView& v,
+                          int64_t max_head_dim = 0);
 
 // Copies bytes from one device's memory to another's, through host memory
 // when neither end is host memory.

@@ -171,26 +171,46 @@ void Stage::upload_step(const std::vector<int32_t>& cells, const int32_t* seq, c
   }
 }
 
+void Stage::run_layers(int64_t n) {
+  Device& dev = *device_;
+  const int64_t e = cfg_.n_embd;
+  for (int64_t l = 0; l < n_layers(); ++l) {
+    const LayerWeights& w = weights_[size_t(l)];
+    dev.rms_norm(ws_.hidden, w.attn_norm.f32(), ws_.normed, n, e, cfg_.rms_eps);
+    attention(l, n);
+    dev.add(ws_.hidden, ws_.delta, n * e);
+    dev.rms_norm(ws_.hidden, w.ffn_norm.f32(), ws_.normed, n, e, cfg_.rms_eps);
+    feed_forward(l, n);
+    dev.add(ws_.hidden, ws_.delta, n * e);
+  }
+}
+
+// Steps of up to this many tokens are decode steps (one token per sequence), worth recording.
+constexpr int64_t kRecordedTokens = 8;
+
+void Stage::run_layers_recorded(int64_t n) {
+  // A row split moves slices through other devices, which one device cannot record.
+  if (rows_ || n > kRecordedTokens || !device_records_) return run_layers(n);
+  auto it = recorded_.find(n);
+  if (it != recorded_.end()) return it->second->replay();
+  std::unique_ptr<Device::Recording> recording = device_->record([&] { run_layers(n); });
+  if (recording)
+    recorded_.emplace(n, std::move(recording));
+  else
+    device_records_ = false;
+}
+
 void Stage::forward(float* hidden, const int32_t* seq, const int32_t* pos, int64_t n) {
   require(n > 0 && n <= max_tokens_, "a batch holds 1 to " + std::to_string(max_tokens_) + " tokens (max_tokens), got " +
                                          std::to_string(n));
   const Device::Scope on_device(*device_);
   Device& dev = *device_;
   const std::vector<int32_t> cells = cache_.allocate(seq, pos, n);
-  const int64_t e = cfg_.n_embd;
-  const size_t hidden_bytes = size_t(n * e) * sizeof(float);
+  const size_t hidden_bytes = size_t(n * cfg_.n_embd) * sizeof(float);
   try {
     upload_step(cells, seq, pos, n);
     dev.to_device(ws_.hidden, hidden, hidden_bytes);
-    for (int64_t l = 0; l < n_layers(); ++l) {
-      const LayerWeights& w = weights_[size_t(l)];
-      dev.rms_norm(ws_.hidden, w.attn_norm.f32(), ws_.normed, n, e, cfg_.rms_eps);
-      attention(l, n);
-      dev.add(ws_.hidden, ws_.delta, n * e);
-      dev.rms_norm(ws_.hidden, w.ffn_norm.f32(), ws_.normed, n, e, cfg_.rms_eps);
-      feed_forward(l, n);
-      dev.add(ws_.hidden, ws_.delta, n * e);
-    }
+    run_layers_recorded(n);
     dev.to_host(hidden, ws_.hidden, hidden_bytes);
   } catch (...) {
     cache_.release(cells);  // a failed batch leaves no half-written cells behind

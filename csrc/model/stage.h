@@ -41,6 +41,8 @@ class Stage {
 
  private:
   void upload_step(const std::vector<int32_t>& cells, const int32_t* seq, const int32_t* pos, int64_t n);
+  void run_layers(int64_t n);                 // ws_.hidden (n, n_embd) through every layer
+  void run_layers_recorded(int64_t n);        // the same, replaying a recording of it where the device can
   void attention(int64_t layer, int64_t n);
   void feed_forward(int64_t layer, int64_t n);
   void linear(const Weight& w, const Weight& bias, const float* x, int64_t n, float* y);
@@ -58,6 +60,10 @@ class Stage {
   std::vector<int> window_slot_;      // (n_layers,) each layer's index into windows_
   DeviceBuffer workspace_buffer_;  // stage_workspace_bytes(cfg_, max_tokens_, n_cells)
   Workspace ws_;                   // views of workspace_buffer_
+  // Decode steps of n tokens queue the same ops on the same buffers every
+  // time (a step's cells are read from the workspace): recorded once per n.
+  std::unordered_map<int64_t, std::unique_ptr<Device::Recording>> recorded_;
+  bool device_records_ = true;  // false once the device has declined to record
 };
 
 }  // namespace hi

@@ -96,31 +96,6 @@ void SyclDevice::raw_release(void* p) {
   sycl::free(p, queue_);
 }
 
-const uint8_t* SyclDevice::place_weights(const uint8_t* host, size_t bytes) {
-  std::lock_guard<std::mutex> lock(placed_mutex_);
-  auto it = placed_.find(host);
-  if (it != placed_.end()) {
-    ++it->second.count;
-    return it->second.data;
-  }
-  auto* data = static_cast<uint8_t*>(allocate(bytes, MemKind::Weights));
-  to_device(data, host, bytes);
-  placed_.emplace(host, Placed{data, 1});
-  return data;
-}
-
-void SyclDevice::unplace_weights(const uint8_t* placed, size_t bytes) {
-  std::lock_guard<std::mutex> lock(placed_mutex_);
-  for (auto it = placed_.begin(); it != placed_.end(); ++it)
-    if (it->second.data == placed) {
-      if (--it->second.count == 0) {
-        release(it->second.data, bytes, MemKind::Weights);
-        placed_.erase(it);
-      }
-      return;
-    }
-}
-
 void SyclDevice::to_device(void* dst, const void* host, size_t bytes) {
   if (bytes) guarded("a copy to the device", [&] { queue_.memcpy(dst, host, bytes).wait_and_throw(); });
 }
@@ -205,14 +180,7 @@ void SyclDevice::set_rows(QType type, uint8_t* table, int64_t cols, const int32_
 
 void SyclDevice::attention(const float* q, int64_t n_q, int64_t n_head, const KVView& k, const KVView& v,
                            const AttnCells& cells, float scale, float softcap, float* out) {
-  if (k.n_head_kv <= 0 || n_head % k.n_head_kv != 0 || v.n_head_kv != k.n_head_kv)
-    throw std::invalid_argument("attention: n_head must be a multiple of n_head_kv, and K and V must match");
-  for (QType t : {k.type, v.type})
-    if (t != QType::F32 && t != QType::F16 && t != QType::Q8_0 && t != QType::Q4_0)
-      throw std::invalid_argument(std::string("attention: cache type ") + qtype_info(t).name +
-                                  " is not one of f32, f16, q8_0, q4_0");
-  if (k.head_dim > 256 || v.head_dim > 256)
-    throw std::invalid_argument(name() + ": attention supports head sizes up to 256");
+  check_attention_args(name() + ": attention", n_head, k, v, 256);
   const int32_t k_type = int32_t(k.type), v_type = int32_t(v.type);
   launch("hi_attention", size_t(n_q * n_head) * 64, 64, q, n_q, n_head, k.data, k_type, k.n_head_kv, k.head_dim,
          v.data, v_type, v.head_dim, cells.cells, cells.begin, cells.end, scale, softcap, out);

@@ -1,14 +1,13 @@
 // A SYCL device (an Intel GPU through Level Zero, or any device of the OpenCL
 // runtime, the CPU included) as a hetinfer Device. This file and the others
 // in csrc/sycl are built into libhetinfer_sycl.so, which links libsycl and is
-// loaded at run time (csrc/device/sycl_loader.h): without PyPI's
+// loaded at run time (csrc/device/plugin_loader.h): without PyPI's
 // intel-sycl-rt the rest of hetinfer still works. Kernels are SYCL C++ from
 // kernels/sycl, compiled at run time by the kernel_compiler extension and
 // cached across processes by the runtime's persistent cache.
 #pragma once
 #include <sycl/sycl.hpp>
 
-#include <map>
 #include <mutex>
 #include <string>
 #include <unordered_map>
@@ -23,9 +22,6 @@ class SyclDevice : public Device {
   // Compiles (or loads from the cache) every kernel source for `device`.
   SyclDevice(const sycl::device& device, std::string name, size_t cap);
   ~SyclDevice() override;
-
-  const uint8_t* place_weights(const uint8_t* host, size_t bytes) override;
-  void unplace_weights(const uint8_t* placed, size_t bytes) override;
 
   bool host_memory() const override { return false; }
   void to_device(void* dst, const void* host, size_t bytes) override;
@@ -66,12 +62,6 @@ class SyclDevice : public Device {
   std::vector<sycl::kernel_bundle<sycl::bundle_state::executable>> bundles_;  // one per kernel source
   std::mutex kernels_mutex_;                                                  // guards kernels_
   std::unordered_map<std::string, sycl::kernel> kernels_;                     // name -> kernel, found lazily
-  std::mutex placed_mutex_;                                                   // guards placed_
-  struct Placed {
-    uint8_t* data;
-    int count;
-  };
-  std::map<const uint8_t*, Placed> placed_;  // host weights -> their device copy (a tied head shares it)
 };
 
 }  // namespace hi

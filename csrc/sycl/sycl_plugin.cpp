@@ -1,49 +1,31 @@
-// The plugin's C entry points, found with dlsym by csrc/device/sycl_loader.cpp.
-// Errors come back as text: no C++ exception crosses the library boundary.
-#include <cstring>
+// The SYCL plugin's C entry points (csrc/device/plugin_abi.h).
 #include <exception>
 #include <string>
 
+#include "../device/plugin_abi.h"
 #include "sycl_device.h"
-#include "sycl_plugin.h"
 
-namespace {
+HI_PLUGIN_EXPORT int hi_plugin_abi() { return HI_PLUGIN_ABI; }
 
-void set_error(char* error, size_t size, const std::string& what) {
-  if (!error || !size) return;
-  std::strncpy(error, what.c_str(), size - 1);
-  error[size - 1] = '\0';
-}
-
-}  // namespace
-
-extern "C" {
-
-HI_SYCL_EXPORT int hi_sycl_plugin_abi() { return HI_SYCL_PLUGIN_ABI; }
-
-HI_SYCL_EXPORT int hi_sycl_device_count(char* error, size_t error_size) {
+HI_PLUGIN_EXPORT int hi_plugin_device_count(char* error, size_t error_size) {
   try {
     return int(sycl::device::get_devices().size());
   } catch (const std::exception& e) {
-    set_error(error, error_size, e.what());
+    hi::set_plugin_error(error, error_size, (std::string("the SYCL runtime found no devices: ") + e.what()).c_str());
     return -1;
   }
 }
 
-HI_SYCL_EXPORT hi::Device* hi_sycl_create_device(int index, const char* name, size_t cap, char* error,
-                                                 size_t error_size) {
+HI_PLUGIN_EXPORT hi::Device* hi_plugin_create_device(int index, const char* name, size_t cap, char* error,
+                                                     size_t error_size) {
   try {
     const std::vector<sycl::device> devices = sycl::device::get_devices();
-    if (index < 0 || size_t(index) >= devices.size()) {
-      set_error(error, error_size,
-                std::string(name) + " does not exist: " + std::to_string(devices.size()) + " SYCL devices found");
-      return nullptr;
-    }
+    if (index < 0 || size_t(index) >= devices.size())
+      throw std::runtime_error(std::string(name) + " does not exist: " + std::to_string(devices.size()) +
+                               " SYCL devices found");
     return new hi::SyclDevice(devices[size_t(index)], name, cap);
   } catch (const std::exception& e) {
-    set_error(error, error_size, e.what());
+    hi::set_plugin_error(error, error_size, e.what());
     return nullptr;
   }
 }
-
-}  // extern "C"

@@ -46,28 +46,39 @@ def bench_prompt(model: Model, n_prompt: int, repeats: int, rng: np.random.Gener
     return _summarise(f"pp{n_prompt}", n_prompt, seconds[1:])
 
 
-def bench_generate(model: Model, n_gen: int, repeats: int, rng: np.random.Generator) -> BenchResult:
-    """Decode n_gen tokens one at a time from an empty sequence, logits each step, as llama-bench's tg."""
-    tokens = rng.integers(0, model.n_vocab, n_gen)
+def bench_generate(model: Model, n_gen: int, repeats: int, rng: np.random.Generator,
+                   n_seq: int = 1) -> BenchResult:
+    """Decode n_gen tokens one at a time from an empty sequence, logits each step, as llama-bench's tg.
+    n_seq > 1: as many sequences decode side by side, one token each per step (a server's
+    parallel slots); the rate counts every sequence's tokens."""
+    tokens = rng.integers(0, model.n_vocab, (n_gen, n_seq))
+    seqs = np.arange(n_seq, dtype=np.int32)
 
     def run() -> None:
-        for i, t in enumerate(tokens):
-            model.prefill([int(t)], 0, start=i)
+        for i in range(n_gen):
+            hidden = model.decode(tokens[i], seqs, np.full(n_seq, i, np.int32))
+            model.head(hidden)
+
+    def clear() -> None:
+        for s in range(n_seq):
+            model.remove_sequence(s)
 
     seconds = []
     for _ in range(repeats + 1):
-        model.remove_sequence(0)
+        clear()
         seconds.append(_timed(run))
-    model.remove_sequence(0)
-    return _summarise(f"tg{n_gen}", n_gen, seconds[1:])
+    clear()
+    return _summarise(f"tg{n_gen}" + (f" x{n_seq}" if n_seq > 1 else ""), n_gen * n_seq, seconds[1:])
 
 
 def run_bench(model: Model, *, n_prompt: int = 512, n_gen: int = 128, repeats: int = 5,
-              seed: int = 0) -> list[BenchResult]:
+              parallel: tuple[int, ...] = (1,), seed: int = 0) -> list[BenchResult]:
+    """pp n_prompt, then tg n_gen for each count of parallel sequences (at most model.n_parallel)."""
     rng = np.random.default_rng(seed)
     results = []
     if n_prompt > 0:
         results.append(bench_prompt(model, n_prompt, repeats, rng))
     if n_gen > 0:
-        results.append(bench_generate(model, n_gen, repeats, rng))
+        for n_seq in parallel:
+            results.append(bench_generate(model, n_gen, repeats, rng, n_seq))
     return results

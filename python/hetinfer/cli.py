@@ -135,6 +135,17 @@ def cmd_plan(args: argparse.Namespace) -> int:
     return 0 if p.fits else 1
 
 
+def _parallel_counts(text: str) -> list[int]:
+    """A --parallel value: "1,4,16" -> [1, 4, 16]."""
+    try:
+        counts = [int(v) for v in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"parallel sequence counts are numbers such as 1,4,16; got {text!r}") from None
+    if not counts or min(counts) < 1:
+        raise argparse.ArgumentTypeError(f"parallel sequence counts must be 1 or more; got {text!r}")
+    return counts
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     import json
 
@@ -143,8 +154,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
     path = args.model or default_model_path()
     n_ctx = max(args.n_prompt, args.n_gen, 1)
-    with Model(path, n_ctx=n_ctx, n_threads=args.device_threads or args.threads, **_placement(args)) as m:
-        results = run_bench(m, n_prompt=args.n_prompt, n_gen=args.n_gen, repeats=args.repetitions)
+    with Model(path, n_ctx=n_ctx, n_parallel=max(args.parallel), n_threads=args.device_threads or args.threads,
+               **_placement(args)) as m:
+        results = run_bench(m, n_prompt=args.n_prompt, n_gen=args.n_gen, repeats=args.repetitions,
+                            parallel=tuple(args.parallel))
         devices = ",".join(m.devices)
         if args.json:
             common = {"model": os.path.basename(path), "model_size": m.size_bytes, "model_n_params": m.n_params,
@@ -254,6 +267,9 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("-p", "--n-prompt", type=int, default=512, help="prompt tokens for the pp test (0 skips it)")
     b.add_argument("-n", "--n-gen", type=int, default=128, help="generated tokens for the tg test (0 skips it)")
     b.add_argument("-r", "--repetitions", type=int, default=5, help="repeats per test, after one warm-up run")
+    b.add_argument("-np", "--parallel", type=_parallel_counts, default=[1], metavar="N[,N...]",
+                   help="sequences decoding side by side in the tg test, e.g. 1,4,16: one tgN x P result "
+                        "each, counting every sequence's tokens (default: 1)")
     add_placement_args(b)
     b.add_argument("--json", action="store_true", help="print a JSON list of results instead of a table")
     b.set_defaults(func=cmd_bench)

@@ -3,8 +3,7 @@
 Names: ``cpu`` (or ``cpu:N`` for several CPU devices sharing the machine, each
 with its own threads and memory cap), ``cuda:N`` and ``sycl:N`` (the Nth device
 of the SYCL runtime: an Intel GPU, or the OpenCL CPU device; see
-sycl_runtime.py). The CUDA backend is not part of this build yet; it is listed
-as unavailable with the reason.
+sycl_runtime.py). A backend that cannot be used is listed with the reason.
 """
 
 from __future__ import annotations
@@ -13,13 +12,12 @@ import os
 import re
 from dataclasses import dataclass
 
-from . import _core, sycl_runtime
+from . import _core, cuda_runtime, sycl_runtime
 
 _NAME = re.compile(r"^(cpu|cuda|sycl)(?::(\d+))?$")
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]i?B?|B)?\s*$", re.IGNORECASE)
 _UNITS = {"": 1, "B": 1, "K": 1e3, "KB": 1e3, "KIB": 2**10, "M": 1e6, "MB": 1e6, "MIB": 2**20, "G": 1e9, "GB": 1e9,
           "GIB": 2**30, "T": 1e12, "TB": 1e12, "TIB": 2**40}
-UNAVAILABLE = {"cuda": "the CUDA backend is not part of this build yet"}
 
 
 class DeviceError(ValueError):
@@ -65,8 +63,8 @@ def device_info(name: str) -> DeviceInfo:
     kind, index = parse_name(name)
     if kind == "sycl":
         return _sycl_info(index)
-    if kind != "cpu":
-        raise DeviceError(f"device {name!r} is not available: {UNAVAILABLE[kind]}")
+    if kind == "cuda":
+        return _cuda_info(index)
     total, free = host_memory()
     return DeviceInfo(name.strip().lower(), kind, total, free, "host", "CPU")
 
@@ -86,6 +84,19 @@ def _sycl_info(index: int | None) -> DeviceInfo:
     pool, free = ("host", host_memory()[1]) if d.has_aspect_cpu else (f"sycl:{index}", total)
     return DeviceInfo(f"sycl:{index}", "sycl", total, min(free, total), pool,
                       f"{d.name} ({backend}, {d.max_compute_units} compute units)")
+
+
+def _cuda_info(index: int | None) -> DeviceInfo:
+    if index is None:
+        raise DeviceError("CUDA devices are named cuda:N, such as cuda:0 (see `hetinfer devices`)")
+    if why := cuda_runtime.unavailable_reason():
+        raise DeviceError(f"device 'cuda:{index}' is not available: {why}")
+    found = cuda_runtime.devices()
+    if index >= len(found):
+        raise DeviceError(f"device 'cuda:{index}' does not exist: the CUDA driver sees {len(found)} GPU(s)")
+    d = found[index]
+    return DeviceInfo(f"cuda:{index}", "cuda", d["total_memory"], cuda_runtime.free_memory(index), f"cuda:{index}",
+                      f"{d['name']} ({d['detail']}, {d['compute_units']} SMs)")
 
 
 def check_names(devices) -> list[str]:
@@ -115,17 +126,19 @@ def per_device(values: dict, names: list[str], arg: str, check) -> dict[str, obj
 def list_devices() -> list[tuple[str, DeviceInfo | None, str]]:
     """(name, info or None, why not available) for every backend."""
     out: list[tuple[str, DeviceInfo | None, str]] = [("cpu", device_info("cpu"), "")]
-    if why := sycl_runtime.unavailable_reason():
-        out.append(("sycl:N", None, why))
-    else:
-        out += [(f"sycl:{i}", device_info(f"sycl:{i}"), "") for i in range(len(sycl_runtime.devices()))]
-    out += [(f"{kind}:N", None, reason) for kind, reason in UNAVAILABLE.items()]
+    for kind, runtime in (("cuda", cuda_runtime), ("sycl", sycl_runtime)):
+        if why := runtime.unavailable_reason():
+            out.append((f"{kind}:N", None, why))
+        else:
+            out += [(f"{kind}:{i}", device_info(f"{kind}:{i}"), "") for i in range(len(runtime.devices()))]
     return out
 
 
 def best_device() -> str:
-    """The device a model goes on when none is named: a GPU when one is available, else the CPU
-    (the SYCL runtime's OpenCL CPU device is slower than the native CPU backend)."""
+    """The device a model goes on when none is named: an NVIDIA GPU, else an Intel GPU, else
+    the CPU (the SYCL runtime's OpenCL CPU device is slower than the native CPU backend)."""
+    if cuda_runtime.devices():
+        return "cuda:0"
     gpus = [i for i, d in enumerate(sycl_runtime.devices()) if d.has_aspect_gpu]
     return f"sycl:{gpus[0]}" if gpus else "cpu"
 
@@ -184,4 +197,6 @@ def make_device(name: str, n_threads: int = 0, cap: int = 0):
     info = device_info(name)
     if info.kind == "sycl":
         return sycl_runtime.make(parse_name(info.name)[1], info.name, cap)
+    if info.kind == "cuda":
+        return cuda_runtime.make(parse_name(info.name)[1], info.name, cap)
     return _core.CpuDevice(info.name, n_threads, cap)

@@ -80,7 +80,7 @@ def unavailable_reason() -> str:
     prepare_environment()
     try:
         ctypes.CDLL(str(libsycl), mode=ctypes.RTLD_GLOBAL)  # the plugin links it by soname
-        if _core.sycl_device_count(str(PLUGIN)) == 0:
+        if _core.plugin_device_count(str(PLUGIN)) == 0:
             return "the SYCL runtime sees no devices (no OpenCL CPU runtime or GPU driver)"
     except (OSError, RuntimeError) as e:
         return str(e)
@@ -99,4 +99,4 @@ def devices() -> tuple:
 
 def make(index: int, name: str, cap: int):
     """The native device for sycl:index (its kernels built, or loaded from the cache)."""
-    return _core.make_sycl_device(str(PLUGIN), index, name, cap)
+    return _core.make_plugin_device(str(PLUGIN), index, name, cap)

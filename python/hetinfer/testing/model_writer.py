@@ -12,11 +12,12 @@ from gguf import GGML_QUANT_VERSION, GGMLQuantizationType, GGUFWriter
 from .model_spec import ModelSpec, check_seed, model_spec
 from .quant_mix import QuantPlan, quant_plan
 from .vocab import Vocab, build_vocab
+from .random_blocks import random_blocks
 from .weights import TensorSpec, tensor_layout, tensor_values
 
 
 def write_model(path: str | os.PathLike, arch: str = "llama", quant: str = "Q4_K_M", *,
-                seed: int = 0, **shape: object) -> Path:
+                seed: int = 0, random_codes: bool = False, **shape: object) -> Path:
     """Write a GGUF v3 test model to ``path`` and return the path.
 
     ``arch``: "llama", "qwen2", "qwen3" or "gemma3". ``quant``: a GGUF type name
@@ -39,6 +40,11 @@ def write_model(path: str | os.PathLike, arch: str = "llama", quant: str = "Q4_K
     - n_vocab=512: exact token count (see ``vocab``)
     - tokenizer: "spm" (llama, gemma3) or "bpe" (qwen2, qwen3; llama -> Llama 3 style)
 
+    ``random_codes``: matrices hold random codes with small random scales
+    instead of quantised random weights (``reference_tensors`` no longer
+    applies). For speed tests at real model sizes (Llama-3-8B shapes), which
+    would take hours to quantise; the codes are valid, so any engine runs them.
+
     Bad arguments raise ValueError naming the argument. The file is written
     beside ``path`` under a temporary name and renamed over it, so a failure
     leaves no partial file at ``path``.
@@ -50,7 +56,7 @@ def write_model(path: str | os.PathLike, arch: str = "llama", quant: str = "Q4_K
     path = Path(path)
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
     try:
-        _write(tmp, spec, plan, vocab, seed)
+        _write(tmp, spec, plan, vocab, seed, random_codes)
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
@@ -58,13 +64,18 @@ def write_model(path: str | os.PathLike, arch: str = "llama", quant: str = "Q4_K
     return path
 
 
-def _write(path: Path, spec: ModelSpec, plan: QuantPlan, vocab: Vocab, seed: int) -> None:
+def _write(path: Path, spec: ModelSpec, plan: QuantPlan, vocab: Vocab, seed: int, random_codes: bool) -> None:
     writer = GGUFWriter(path, spec.traits.name)
+    rng = np.random.default_rng(seed)
     try:
         _add_hparams(writer, spec, plan)
         vocab.write_to(writer)
         for t in tensor_layout(spec):
-            _add_tensor(writer, t, tensor_values(t, seed), spec, plan)
+            if random_codes and t.is_matrix:
+                qtype = plan.matrix_type(t.kind, t.layer, spec.n_layer, t.shape[1], spec.tie_embeddings)
+                writer.add_tensor(t.name, random_blocks(qtype, t.shape, rng), raw_dtype=qtype)
+            else:
+                _add_tensor(writer, t, tensor_values(t, seed), spec, plan)
         writer.write_header_to_file()
         writer.write_kv_data_to_file()
         writer.write_tensors_to_file()

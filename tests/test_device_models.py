@@ -1,7 +1,8 @@
-"""Whole models on a SYCL device (in CI: the OpenCL CPU device of PyPI's
-intel-opencl-rt), alone and beside the CPU in a layer or row split.
+"""Whole models on an accelerator backend, alone and beside the CPU in a layer
+or row split: sycl:0 (in CI the OpenCL CPU device of PyPI's intel-opencl-rt)
+and cuda:0 (skipped with the reason when there is no NVIDIA GPU).
 
-The SYCL kernels round activations to the same 8-bit blocks as the CPU and
+The device kernels round activations to the same 8-bit blocks as the CPU and
 do the same integer dot products; what differs is the order of float sums
 (work-group reductions, float instead of double in RMSNorm). Most tokens'
 logits come out equal to ~1e-13, but now and then a tiny difference moves an
@@ -12,6 +13,10 @@ way: measured on these random models (2026-11-23) scalar vs AVX2 up to
 3.4e-4, SYCL vs AVX2 up to 3.3e-4. Bound: NMSE < 3e-3 over a 20-token
 prompt; a wrong kernel gives ~1. Greedy tokens of the real Gemma 3 270M must
 be equal.
+
+Prompts go in batches of 8 tokens and decode steps are single tokens: on
+CUDA both are recorded as graphs on first use and replayed after, so the
+comparisons cover replayed steps too.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import pytest
 
 import hetinfer
 from hetinfer.model import Model
+from hetinfer.testing.quant_mix import PLAIN_TYPES
 from random_models import ARCHS, model_factory, nmse
 
 BOUND = 3e-3
@@ -28,7 +34,13 @@ BOUND = 3e-3
 
 @pytest.fixture(scope="module")
 def models(tmp_path_factory):
-    return model_factory(tmp_path_factory.mktemp("sycl"), seed=23)
+    return model_factory(tmp_path_factory.mktemp("device-models"), seed=23)
+
+
+@pytest.fixture(params=["sycl0", "cuda0"], ids=["sycl", "cuda"])
+def accel(request) -> str:
+    """sycl:0 or cuda:0 (see conftest's sycl0 and cuda0 for when each is skipped or fails)."""
+    return request.getfixturevalue(request.param)
 
 
 def prompt(rng, n_vocab: int, n: int = 20) -> list[int]:
@@ -42,19 +54,29 @@ def cpu_logits(path: str, ids: list[int], **kw) -> np.ndarray:
 
 @pytest.mark.parametrize("arch", ARCHS)
 @pytest.mark.parametrize("cache", ["f16", "q8_0"])
-def test_every_architecture_on_sycl_matches_the_cpu(models, rng, sycl0, arch, cache):
+def test_every_architecture_matches_the_cpu(models, rng, accel, arch, cache):
     path = models(arch, "Q4_K_M")
-    with Model(path, devices=[sycl0], n_ctx=64, n_batch=8, cache_type_k=cache, cache_type_v=cache) as m:
+    with Model(path, devices=[accel], n_ctx=64, n_batch=8, cache_type_k=cache, cache_type_v=cache) as m:
         ids = prompt(rng, m.n_vocab)
         got = m.eval_logits(ids)
     assert nmse(got, cpu_logits(path, ids, cache_type_k=cache, cache_type_v=cache)) < BOUND
 
 
+@pytest.mark.parametrize("quant", PLAIN_TYPES)
+def test_every_weight_type_matches_the_cpu(models, rng, accel, quant):
+    """Every matrix of the model in one type (the 13 the kernels support)."""
+    path = models("llama", quant)
+    with Model(path, devices=[accel], n_ctx=64, n_batch=8) as m:
+        ids = prompt(rng, m.n_vocab)
+        got = m.eval_logits(ids)
+    assert nmse(got, cpu_logits(path, ids)) < BOUND
+
+
 @pytest.mark.parametrize("split", ["layer", "row"])
-def test_cpu_and_sycl_split_matches_one_device(models, rng, sycl0, split):
-    """Unlike devices: the native CPU backend and the SYCL runtime's device."""
+def test_cpu_and_accelerator_split_matches_one_device(models, rng, accel, split):
+    """Unlike devices: the native CPU backend and another backend's device."""
     path = models("qwen3", "Q4_K_M")
-    with Model(path, devices=["cpu", sycl0], split=split, tensor_split=[1, 1], n_ctx=64, n_batch=8) as m:
+    with Model(path, devices=["cpu", accel], split=split, tensor_split=[1, 1], n_ctx=64, n_batch=8) as m:
         ids = prompt(rng, m.n_vocab)
         got = m.eval_logits(ids)
         steps = -(-len(ids) // 8)
@@ -65,22 +87,22 @@ def test_cpu_and_sycl_split_matches_one_device(models, rng, sycl0, split):
     assert nmse(got, cpu_logits(path, ids)) < BOUND
 
 
-def test_planned_bytes_are_what_the_sycl_device_holds(models, rng, sycl0):
+def test_planned_bytes_are_what_the_device_holds(models, rng, accel):
     path = models("gemma3", "Q4_K_M")
-    with Model(path, devices=[sycl0], n_ctx=32, n_parallel=2, n_batch=8) as m:
+    with Model(path, devices=[accel], n_ctx=32, n_parallel=2, n_batch=8) as m:
         for seq in range(2):
             m.prefill(prompt(rng, m.n_vocab, 32), seq_id=seq)
         planned = m.plan.devices[0]
-        held = m.memory()[sycl0]
+        held = m.memory()[accel]
         assert (held["weights"]["high_water"], held["kv"]["high_water"], held["compute"]["high_water"]) == \
             (planned.weights, planned.kv, planned.compute)
 
 
-def test_context_shift_on_sycl_matches_the_cpu(models, rng, sycl0):
+def test_context_shift_matches_the_cpu(models, rng, accel):
     path = models("llama", "Q4_K_M")
     ids = prompt(rng, 500, 30)
     got = []
-    for devices in (["cpu"], [sycl0]):
+    for devices in (["cpu"], [accel]):
         with Model(path, devices=devices, n_ctx=32, n_batch=8) as m:
             m.prefill(ids[:30])
             n_past = m.shift_context(0, 30, n_keep=4)
@@ -88,14 +110,14 @@ def test_context_shift_on_sycl_matches_the_cpu(models, rng, sycl0):
     assert nmse(got[1], got[0]) < BOUND
 
 
-def test_gemma_greedy_tokens_equal_the_cpus(gemma_path, sycl0):
+def test_gemma_greedy_tokens_equal_the_cpus(gemma_path, accel):
     """Greedy tokens are equal until the first near-tie of the top two logits.
     Measured over 5 prompts x 32 tokens (2026-11-23): SYCL and the CPU's AVX2
     path agree for 18, 4, 32, 2 and 32 tokens; the CPU's own scalar and AVX2
     paths for 15, 4, 32, 32 and 32 (each parting at a top-two gap under 0.1
     logit). This prompt's first 12 tokens have no such tie."""
     text = {}
-    for device in ("cpu", sycl0):
+    for device in ("cpu", accel):
         with hetinfer.load(gemma_path, devices=[device], n_ctx=256) as m:
             text[device] = m.generate("The capital of France is", max_tokens=12, temperature=0)
-    assert text[sycl0] == text["cpu"]
+    assert text[accel] == text["cpu"]

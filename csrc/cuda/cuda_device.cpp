@@ -1,0 +1,220 @@
+#include "cuda_device.h"
+
+#include <stdexcept>
+#include <utility>
+
+#include "../cpu/matmul.h"
+#include "cuda/elementwise.cuh"
+#include "cuda/fattn.cuh"
+#include "cuda/matmul.cuh"
+#include "cuda/norm.cuh"
+#include "cuda/rope.cuh"
+#include "cuda/rows.cuh"
+
+namespace hi {
+
+namespace {
+
+// Makes a device current on the calling thread for a scope, restoring the previous one.
+class CurrentDevice {
+ public:
+  explicit CurrentDevice(int ordinal) {
+    if (cudaGetDevice(&previous_) != cudaSuccess) previous_ = -1;
+    if (previous_ != ordinal) cudaSetDevice(ordinal);
+  }
+  ~CurrentDevice() {
+    if (previous_ >= 0) cudaSetDevice(previous_);
+  }
+  CurrentDevice(const CurrentDevice&) = delete;
+  CurrentDevice& operator=(const CurrentDevice&) = delete;
+
+ private:
+  int previous_ = -1;
+};
+
+struct CudaBinding : Device::Binding {
+  explicit CudaBinding(int ordinal) : current(ordinal) {}
+  CurrentDevice current;
+};
+
+// A decode step captured as a CUDA graph, replayed on the device's stream.
+class GraphRecording : public Device::Recording {
+ public:
+  GraphRecording(cudaGraphExec_t exec, cudaStream_t stream, int ordinal, std::string device)
+      : exec_(exec), stream_(stream), ordinal_(ordinal), device_(std::move(device)) {}
+  ~GraphRecording() override {
+    const CurrentDevice current(ordinal_);
+    cudaGraphExecDestroy(exec_);
+  }
+  void replay() override {
+    const CurrentDevice current(ordinal_);
+    const cudaError_t e = cudaGraphLaunch(exec_, stream_);
+    if (e != cudaSuccess) throw std::runtime_error(device_ + ": replaying a step failed: " + cudaGetErrorString(e));
+  }
+
+ private:
+  cudaGraphExec_t exec_;
+  cudaStream_t stream_;
+  int ordinal_;
+  std::string device_;
+};
+
+}  // namespace
+
+void CudaDevice::check(cudaError_t e, const char* what) const {
+  if (e != cudaSuccess) throw std::runtime_error(name() + ": " + what + " failed: " + cudaGetErrorString(e));
+}
+
+template <typename F>
+void CudaDevice::run(F&& f) {
+  const CurrentDevice current(ordinal_);
+  try {
+    f();
+  } catch (const std::runtime_error& e) {
+    throw std::runtime_error(name() + ": " + e.what());
+  }
+}
+
+CudaDevice::CudaDevice(int ordinal, std::string name, size_t cap) : Device(std::move(name), cap), ordinal_(ordinal) {
+  int count = 0;
+  check(cudaGetDeviceCount(&count), "counting CUDA devices");
+  if (ordinal < 0 || ordinal >= count)
+    throw std::runtime_error(this->name() + " does not exist: " + std::to_string(count) + " CUDA devices found");
+  cudaDeviceProp prop{};
+  check(cudaGetDeviceProperties(&prop, ordinal), "reading the device's properties");
+  // The prefill matmul uses int8 tensor-core MMA (mma.sync m16n8k16 .s8), sm_80 and newer.
+  if (prop.major < 8)
+    throw std::runtime_error(this->name() + " (" + prop.name + ", compute capability " + std::to_string(prop.major) +
+                             "." + std::to_string(prop.minor) +
+                             ") is not supported: hetinfer's CUDA kernels need compute capability 8.0 or newer");
+  const CurrentDevice current(ordinal_);
+  check(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking), "creating a stream");
+}
+
+CudaDevice::~CudaDevice() {
+  const CurrentDevice current(ordinal_);
+  cudaStreamSynchronize(stream_);  // nothing can be reported from a destructor
+  cudaStreamDestroy(stream_);
+}
+
+std::unique_ptr<Device::Binding> CudaDevice::bind() { return std::make_unique<CudaBinding>(ordinal_); }
+
+void* CudaDevice::raw_allocate(size_t bytes) {
+  const CurrentDevice current(ordinal_);
+  void* p = nullptr;
+  // Null on failure: Device::allocate reports it with the kind and size.
+  return cudaMalloc(&p, align_up(bytes)) == cudaSuccess ? p : (cudaGetLastError(), nullptr);
+}
+
+void CudaDevice::raw_release(void* p) {
+  const CurrentDevice current(ordinal_);
+  cudaStreamSynchronize(stream_);  // queued ops may still use it
+  cudaFree(p);
+}
+
+void CudaDevice::to_device(void* dst, const void* host, size_t bytes) {
+  if (!bytes) return;
+  const CurrentDevice current(ordinal_);
+  check(cudaMemcpyAsync(dst, host, bytes, cudaMemcpyHostToDevice, stream_), "a copy to the device");
+  check(cudaStreamSynchronize(stream_), "a copy to the device");  // `host` may be reused on return
+}
+
+void CudaDevice::to_host(void* host, const void* src, size_t bytes) {
+  if (!bytes) return;
+  const CurrentDevice current(ordinal_);
+  check(cudaMemcpyAsync(host, src, bytes, cudaMemcpyDeviceToHost, stream_), "a copy to the host");
+  check(cudaStreamSynchronize(stream_), "a copy to the host");
+}
+
+void CudaDevice::copy(void* dst, const void* src, size_t bytes) {
+  if (!bytes) return;
+  const CurrentDevice current(ordinal_);
+  check(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, stream_), "a copy on the device");
+}
+
+void CudaDevice::fill_zero(void* dst, size_t bytes) {
+  if (!bytes) return;
+  const CurrentDevice current(ordinal_);
+  check(cudaMemsetAsync(dst, 0, bytes, stream_), "clearing device memory");
+}
+
+void CudaDevice::synchronize() {
+  const CurrentDevice current(ordinal_);
+  check(cudaStreamSynchronize(stream_), "waiting for the device");
+}
+
+void CudaDevice::matmul(QType type, const uint8_t* w, int64_t rows, int64_t k, const float* x, int64_t n, float* y,
+                        void* scratch) {
+  DeviceBuffer own;  // matmul_scratch_bytes(type, n, k) when the caller gives no scratch
+  if (!scratch && qtype_info(type).block_values > 1) {
+    own = DeviceBuffer(*this, hi::matmul_scratch_bytes(type, n, k), MemKind::Compute);
+    scratch = own.as<void>();
+  }
+  run([&] { cuda::matmul(type, w, rows, k, x, n, y, scratch, stream_); });
+  if (own.bytes()) synchronize();  // before `own` goes
+}
+
+void CudaDevice::rms_norm(const float* x, const float* w, float* y, int64_t rows, int64_t dim, float eps) {
+  run([&] { cuda::rms_norm(x, w, y, rows, dim, eps, stream_); });
+}
+
+void CudaDevice::rope(float* x, const int32_t* pos, int64_t n_tokens, int64_t n_heads, int64_t head_dim,
+                      int64_t n_rot, float base, float freq_scale, RopeStyle style) {
+  run([&] { cuda::rope(x, pos, n_tokens, n_heads, head_dim, n_rot, base, freq_scale, style, stream_); });
+}
+
+void CudaDevice::gated_activation(const float* gate, const float* up, float* out, int64_t n, Activation act) {
+  run([&] { cuda::gated_activation(gate, up, out, n, act, stream_); });
+}
+
+void CudaDevice::add(float* x, const float* y, int64_t n) {
+  run([&] { cuda::add(x, y, n, stream_); });
+}
+
+void CudaDevice::add_bias(float* y, const float* b, int64_t rows, int64_t cols) {
+  run([&] { cuda::add_bias(y, b, rows, cols, stream_); });
+}
+
+void CudaDevice::softcap(float* x, int64_t n, float cap) {
+  run([&] { cuda::softcap(x, n, cap, stream_); });
+}
+
+void CudaDevice::get_rows(QType type, const uint8_t* table, int64_t cols, const int32_t* ids, int64_t n, float scale,
+                          float* out) {
+  run([&] { cuda::get_rows(type, table, cols, ids, n, scale, out, stream_); });
+}
+
+void CudaDevice::set_rows(QType type, uint8_t* table, int64_t cols, const int32_t* ids, int64_t n, const float* src) {
+  run([&] { cuda::set_rows(type, table, cols, ids, n, src, stream_); });
+}
+
+void CudaDevice::attention(const float* q, int64_t n_q, int64_t n_head, const KVView& k, const KVView& v,
+                           const AttnCells& cells, float scale, float softcap, float* out) {
+  check_attention_args(name() + ": attention", n_head, k, v, 256);
+  run([&] { cuda::attention(q, n_q, n_head, k, v, cells, scale, softcap, out, stream_); });
+}
+
+std::unique_ptr<Device::Recording> CudaDevice::record(const std::function<void()>& queue_ops) {
+  const CurrentDevice current(ordinal_);
+  // Thread-local capture: other threads' CUDA calls (other devices' stages)
+  // are not affected, and a forbidden call on this thread fails the capture.
+  check(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal), "recording a step");
+  cudaGraph_t graph = nullptr;
+  try {
+    queue_ops();
+  } catch (...) {
+    cudaStreamEndCapture(stream_, &graph);
+    if (graph) cudaGraphDestroy(graph);
+    throw;
+  }
+  check(cudaStreamEndCapture(stream_, &graph), "recording a step");
+  cudaGraphExec_t exec = nullptr;
+  const cudaError_t made = cudaGraphInstantiate(&exec, graph, 0);
+  cudaGraphDestroy(graph);
+  check(made, "instantiating a recorded step");
+  auto recording = std::make_unique<GraphRecording>(exec, stream_, ordinal_, name());
+  recording->replay();  // capturing queued nothing: run the ops now
+  return recording;
+}
+
+}  // namespace hi

@@ -1,0 +1,66 @@
+// An NVIDIA GPU as a hetinfer Device. This file and the others in csrc/cuda
+// are built into libhetinfer_cuda.so with the kernels of kernels/cuda (nvcc at
+// build time) and the static CUDA runtime, and loaded at run time
+// (csrc/device/plugin_loader.h): without a driver or a GPU the rest of
+// hetinfer still works, and the backend says why it is unavailable.
+//
+// Every op is queued on one stream per device, in order; copies to the host
+// wait for it. A decode step's ops can be recorded once as a CUDA graph and
+// replayed (Device::record), which removes the per-kernel launch cost.
+#pragma once
+#include <cuda_runtime.h>
+
+#include <string>
+
+#include "../device/device.h"
+
+namespace hi {
+
+class CudaDevice : public Device {
+ public:
+  // ordinal: the CUDA device number (cuda:N is device N of the runtime).
+  CudaDevice(int ordinal, std::string name, size_t cap);
+  ~CudaDevice() override;
+
+  bool host_memory() const override { return false; }
+  void to_device(void* dst, const void* host, size_t bytes) override;
+  void to_host(void* host, const void* src, size_t bytes) override;
+  void copy(void* dst, const void* src, size_t bytes) override;
+  void fill_zero(void* dst, size_t bytes) override;
+  void synchronize() override;
+
+  void matmul(QType type, const uint8_t* w, int64_t rows, int64_t k, const float* x, int64_t n, float* y,
+              void* scratch) override;
+  void rms_norm(const float* x, const float* w, float* y, int64_t rows, int64_t dim, float eps) override;
+  void rope(float* x, const int32_t* pos, int64_t n_tokens, int64_t n_heads, int64_t head_dim, int64_t n_rot,
+            float base, float freq_scale, RopeStyle style) override;
+  void gated_activation(const float* gate, const float* up, float* out, int64_t n, Activation act) override;
+  void add(float* x, const float* y, int64_t n) override;
+  void add_bias(float* y, const float* b, int64_t rows, int64_t cols) override;
+  void softcap(float* x, int64_t n, float cap) override;
+  void get_rows(QType type, const uint8_t* table, int64_t cols, const int32_t* ids, int64_t n, float scale,
+                float* out) override;
+  void set_rows(QType type, uint8_t* table, int64_t cols, const int32_t* ids, int64_t n, const float* src) override;
+  void attention(const float* q, int64_t n_q, int64_t n_head, const KVView& k, const KVView& v,
+                 const AttnCells& cells, float scale, float softcap, float* out) override;
+
+  std::unique_ptr<Recording> record(const std::function<void()>& queue_ops) override;
+
+ protected:
+  void* raw_allocate(size_t bytes) override;
+  void raw_release(void* p) override;
+  std::unique_ptr<Binding> bind() override;
+
+ private:
+  // Throws std::runtime_error naming this device and `what` unless e is cudaSuccess.
+  void check(cudaError_t e, const char* what) const;
+  // Runs f (kernel launches) with this device current, turning a launch
+  // error into std::runtime_error naming this device.
+  template <typename F>
+  void run(F&& f);
+
+  int ordinal_;
+  cudaStream_t stream_ = nullptr;  // every op of this device, in order
+};
+
+}  // namespace hi

@@ -1,0 +1,107 @@
+// Activations rounded to 8-bit blocks (act_q8.cuh), bit-identical to the
+// CPU's quantize_act_block (kernels/common/act_blocks.h).
+//
+// Kernels (2): quantize_q32 (ActBlock, 32 values), quantize_q256 (ActBlockK, 256 values).
+//
+// One warp per block, not one thread per block: lane l reads values l, l+32,
+// ... so every load is 128 contiguous bytes (one thread per block would have
+// neighbouring threads 128 or 1024 bytes apart). Bit-identity with the
+// sequential CPU loop holds because every reduction here is exact in any order:
+//   amax: fmax of |x| over the block and 0 (fmax drops a NaN operand, and the
+//         CPU's running fmax starting from 0 does the same), so it is the max
+//         of 0 and the non-NaN |x|;
+//   d = amax/127, id = 1/d (0 when d is 0): correctly rounded divisions;
+//   codes nearbyint(x*id) with the product rounded on its own (__fmul_rn);
+//   per-16 sums of codes in int (|sum| <= 16*127).
+#include "act_q8.cuh"
+#include "cuda_common.cuh"
+
+namespace hi::cuda {
+namespace {
+
+constexpr int kWarpsPerBlock = 8;  // 256 threads, one activation block per warp
+
+__device__ __forceinline__ int code(float v, float id) { return int(nearbyintf(__fmul_rn(v, id))); }
+
+// Sum over the 16 lanes of each half-warp (lanes 0-15 and 16-31 apart).
+__device__ __forceinline__ int half_warp_sum(int v) {
+  for (int o = 8; o > 0; o /= 2) v += __shfl_xor_sync(0xffffffffu, v, o);
+  return v;
+}
+
+__device__ __forceinline__ void scale_of(float amax, float& d, float& id) {
+  d = __fdiv_rn(amax, 127.0f);
+  id = d == 0.0f ? 0.0f : __fdiv_rn(1.0f, d);
+}
+
+// blocks: n * k/32 ActBlocks; block b reads x + 32*b (rows of x are whole blocks).
+__global__ void __launch_bounds__(kWarpsPerBlock* kWarp)
+    quantize_q32(const float* __restrict__ x, int64_t blocks, ActBlock* __restrict__ out) {
+  const int64_t b = int64_t(blockIdx.x) * kWarpsPerBlock + threadIdx.x / kWarp;
+  if (b >= blocks) return;  // the whole warp leaves: shuffles stay full-warp
+  const int lane = threadIdx.x % kWarp;
+  const float v = x[b * QK + lane];
+  const float amax = warp_max(fmaxf(0.0f, fabsf(v)));
+  float d, id;
+  scale_of(amax, d, id);
+  const int q = code(v, id);
+  const int sum = half_warp_sum(q);  // lanes 0-15: half 0, 16-31: half 1
+  ActBlock& o = out[b];
+  o.qs[lane] = int8_t(q);
+  if (lane % 16 == 0) o.sum[lane / 16] = int16_t(sum);
+  if (lane == 0) o.d = d;
+}
+
+// blocks: n * k/256 ActBlockKs; lane l takes values l + 32*i (i < 8), which lie
+// in half 2*i + l/16.
+__global__ void __launch_bounds__(kWarpsPerBlock* kWarp)
+    quantize_q256(const float* __restrict__ x, int64_t blocks, ActBlockK* __restrict__ out) {
+  constexpr int kPer = QK_K / kWarp;  // 8 values per lane
+  const int64_t b = int64_t(blockIdx.x) * kWarpsPerBlock + threadIdx.x / kWarp;
+  if (b >= blocks) return;
+  const int lane = threadIdx.x % kWarp;
+  const float* xb = x + b * QK_K;
+  float v[kPer];
+  float amax = 0.0f;
+#pragma unroll
+  for (int i = 0; i < kPer; ++i) {
+    v[i] = xb[kWarp * i + lane];
+    amax = fmaxf(amax, fabsf(v[i]));
+  }
+  amax = warp_max(amax);
+  float d, id;
+  scale_of(amax, d, id);
+  ActBlockK& o = out[b];
+#pragma unroll
+  for (int i = 0; i < kPer; ++i) {
+    const int q = code(v[i], id);
+    o.qs[kWarp * i + lane] = int8_t(q);
+    const int sum = half_warp_sum(q);
+    if (lane % 16 == 0) o.sum[2 * i + lane / 16] = int16_t(sum);
+  }
+  if (lane == 0) o.d = d;
+}
+
+}  // namespace
+
+void quantize_act(int values, const float* x, int64_t n, int64_t k, uint8_t* out, cudaStream_t stream) {
+  if (values != QK && values != QK_K)
+    throw std::invalid_argument("quantize_act: block of " + std::to_string(values) + " values (32 or 256)");
+  if (n <= 0 || k <= 0) return;
+  if (k % values != 0)
+    throw std::invalid_argument("quantize_act: k=" + std::to_string(k) + " is not a multiple of " +
+                                std::to_string(values));
+  const int64_t blocks = n * (k / values);
+  const int64_t grid = (blocks + kWarpsPerBlock - 1) / kWarpsPerBlock;
+  if (grid > int64_t(0x7fffffff)) throw std::invalid_argument("quantize_act: too many blocks");
+  if (values == QK) {
+    quantize_q32<<<unsigned(grid), kWarpsPerBlock * kWarp, 0, stream>>>(x, blocks, reinterpret_cast<ActBlock*>(out));
+    check_launch("quantize_act q32");
+  } else {
+    quantize_q256<<<unsigned(grid), kWarpsPerBlock * kWarp, 0, stream>>>(x, blocks,
+                                                                         reinterpret_cast<ActBlockK*>(out));
+    check_launch("quantize_act q256");
+  }
+}
+
+}  // namespace hi::cuda

@@ -1,0 +1,15 @@
+// Matvec for decode: y (n, rows) = x W^T for n <= kMatvecTokens tokens.
+#pragma once
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+#include "quant_blocks.h"
+
+namespace hi::cuda {
+
+// act: x's activation blocks (act_q8.cuh) for quantised types, else null.
+void mmvq(QType type, const uint8_t* w, int64_t rows, int64_t k, const float* x, const uint8_t* act, int64_t n,
+          float* y, cudaStream_t stream);
+
+}  // namespace hi::cuda

@@ -1,0 +1,19 @@
+// Row gather (embedding lookup, cache read) and row scatter (KV cache write).
+#pragma once
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+#include "quant_blocks.h"
+
+namespace hi::cuda {
+
+// out (n, cols) = dequantised rows ids[i] of table (any type) * scale.
+void get_rows(QType type, const uint8_t* table, int64_t cols, const int32_t* ids, int64_t n, float scale, float* out,
+              cudaStream_t stream);
+// Quantises src (n, cols) into rows ids[i] of table (f32, f16, q8_0, q4_0),
+// byte-identical to the CPU's quantisers.
+void set_rows(QType type, uint8_t* table, int64_t cols, const int32_t* ids, int64_t n, const float* src,
+              cudaStream_t stream);
+
+}  // namespace hi::cuda
