@@ -13,7 +13,7 @@ struct SourceFile {
 
 extern const SourceFile kSyclHeaders[];  // included by the kernels
 extern const size_t kSyclHeaderCount;
-extern const SourceFile kSyclKernels[];  // compiled, one kernel bundle each
+extern const SourceFile kSyclKernels[];  // compiled together, as one kernel bundle
 extern const size_t kSyclKernelCount;
 
 }  // namespace hi

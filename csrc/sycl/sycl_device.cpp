@@ -47,16 +47,17 @@ SyclDevice::SyclDevice(const sycl::device& device, std::string name, size_t cap)
                              ") cannot compile SYCL kernel sources at run time");
   syclex::include_files headers;
   for (size_t i = 0; i < kSyclHeaderCount; ++i) headers.add(kSyclHeaders[i].name, kSyclHeaders[i].text);
-  for (size_t i = 0; i < kSyclKernelCount; ++i) {
-    const SourceFile& file = kSyclKernels[i];
-    const std::string what = std::string("compiling kernels/sycl/") + file.name;
-    bundles_.push_back(guarded(what.c_str(), [&] {
-      auto source = syclex::create_kernel_bundle_from_source(queue_.get_context(), syclex::source_language::sycl,
-                                                             std::string(file.text),
-                                                             syclex::properties{headers});
-      return syclex::build(source, std::vector<sycl::device>{device});
-    }));
-  }
+  // One bundle of every kernel source: each bundle costs a compile, or a
+  // cache load, of its own (measured: a warm start loads one bundle in about
+  // a third of the time four took; bench/RESULTS.md).
+  std::string all;
+  for (size_t i = 0; i < kSyclKernelCount; ++i)
+    all += std::string("#line 1 \"") + kSyclKernels[i].name + "\"\n" + kSyclKernels[i].text + "\n";
+  bundle_.emplace(guarded("compiling kernels/sycl", [&] {
+    auto source = syclex::create_kernel_bundle_from_source(queue_.get_context(), syclex::source_language::sycl, all,
+                                                           syclex::properties{headers});
+    return syclex::build(source, std::vector<sycl::device>{device});
+  }));
 }
 
 SyclDevice::~SyclDevice() {
@@ -70,8 +71,8 @@ const sycl::kernel& SyclDevice::kernel(const std::string& name) {
   std::lock_guard<std::mutex> lock(kernels_mutex_);
   auto it = kernels_.find(name);
   if (it != kernels_.end()) return it->second;
-  for (auto& bundle : bundles_)
-    if (bundle.ext_oneapi_has_kernel(name)) return kernels_.emplace(name, bundle.ext_oneapi_get_kernel(name)).first->second;
+  if (bundle_->ext_oneapi_has_kernel(name))
+    return kernels_.emplace(name, bundle_->ext_oneapi_get_kernel(name)).first->second;
   throw std::runtime_error(this->name() + ": no SYCL kernel named " + name);
 }
 

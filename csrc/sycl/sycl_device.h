@@ -9,6 +9,7 @@
 #include <sycl/sycl.hpp>
 
 #include <mutex>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -59,7 +60,7 @@ class SyclDevice : public Device {
   auto guarded(const char* what, F&& f) -> decltype(f());
 
   sycl::queue queue_;  // in order: ops run in the order they are queued
-  std::vector<sycl::kernel_bundle<sycl::bundle_state::executable>> bundles_;  // one per kernel source
+  std::optional<sycl::kernel_bundle<sycl::bundle_state::executable>> bundle_;  // every kernel source
   std::mutex kernels_mutex_;                                                  // guards kernels_
   std::unordered_map<std::string, sycl::kernel> kernels_;                     // name -> kernel, found lazily
 };

@@ -155,7 +155,10 @@ void launch_set(uint8_t* table, int64_t cols, const int32_t* ids, int64_t n, con
 
 void get_rows(QType type, const uint8_t* table, int64_t cols, const int32_t* ids, int64_t n, float scale, float* out,
               cudaStream_t stream) {
-  if (n <= 0 || cols <= 0) return;
+  if (n <= 0 || cols <= 0) {
+    (void)qtype_info(type);  // still rejects an unknown type id
+    return;
+  }
   switch (type) {
     case QType::F32: launch_get<f32_t>(table, cols, ids, n, scale, out, stream); break;
     case QType::F16: launch_get<f16_t>(table, cols, ids, n, scale, out, stream); break;
