@@ -44,6 +44,7 @@ class GraphRecording : public Device::Recording {
       : exec_(exec), stream_(stream), ordinal_(ordinal), device_(std::move(device)) {}
   ~GraphRecording() override {
     const CurrentDevice current(ordinal_);
+    cudaStreamSynchronize(stream_);  // a replay may still be running
     cudaGraphExecDestroy(exec_);
   }
   void replay() override {
