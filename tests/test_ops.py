@@ -26,6 +26,7 @@ import hetinfer
 from hetinfer import _core
 from hetinfer.quants import dequantize_bytes, qtype, quantize
 from hetinfer.testing.samples import random_weights
+from attention_reference import attention_over
 
 
 def rel_err(y: np.ndarray, ref: np.ndarray) -> float:
@@ -139,21 +140,11 @@ def test_row_ops_reject_bad_ids(device):
 
 
 def attention_reference(q, k, v, q_seq, q_pos, cell_seq, cell_pos, window, scale, softcap):
-    n_q, n_head, _ = q.shape
-    n_rep = n_head // k.shape[1]
-    out = np.zeros((n_q, n_head, v.shape[2]))
-    for t in range(n_q):
+    visible = []
+    for t in range(q.shape[0]):
         back = q_pos[t] - cell_pos
-        seen = (cell_seq == q_seq[t]) & (cell_seq >= 0) & (back >= 0) & ((window <= 0) | (back < window))
-        if not seen.any():
-            continue
-        for h in range(n_head):
-            s = scale * (k[seen, h // n_rep] @ q[t, h].astype(np.float64))
-            if softcap > 0:
-                s = softcap * np.tanh(s / softcap)
-            p = np.exp(s - s.max())
-            out[t, h] = (p / p.sum()) @ v[seen, h // n_rep]
-    return out
+        visible.append((cell_seq == q_seq[t]) & (cell_seq >= 0) & (back >= 0) & ((window <= 0) | (back < window)))
+    return attention_over(q, k, v, visible, scale, softcap)
 
 
 def cache(rng, t: str, n_cells: int, n_head_kv: int, d: int):

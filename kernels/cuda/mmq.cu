@@ -104,9 +104,13 @@ __device__ __forceinline__ float chunk_value(const float4& ws, const float4& xs,
 
 // d = A (16x16, row) * B (16x8, col), s8 x s8, zero accumulator.
 __device__ __forceinline__ void mma_s8(int (&d)[4], int a0, int a1, int b0) {
+#ifdef HI_CUDA_EMULATOR  // tests/cuda_emulator: the same operation from the PTX fragment tables, on the CPU
+  hi_emu_mma_m16n8k16_s8(d, a0, a1, b0);
+#else
   asm("mma.sync.aligned.m16n8k16.row.col.s32.s8.s8.s32 {%0, %1, %2, %3}, {%4, %5}, {%6}, {%7, %7, %7, %7};"
       : "=r"(d[0]), "=r"(d[1]), "=r"(d[2]), "=r"(d[3])
       : "r"(a0), "r"(a1), "r"(b0), "r"(0));
+#endif
 }
 
 // Block b: token tile b % token_tiles, row tile b / token_tiles (neighbouring

@@ -1,0 +1,205 @@
+// A CPU emulation of the parts of the CUDA runtime and device API that
+// kernels/cuda/*.cu use, so that tests/test_cuda_emulated.py can run the real
+// kernel sources with g++ on a machine without a GPU. Test machinery only:
+// never built into the package.
+//
+// Execution model (emulator.cpp): a launch runs its blocks on a few host
+// threads (the caller among them), one block at a time each; a block's CUDA threads are
+// fibres (cooperative user-space contexts) of that worker, so
+//   - __syncthreads() is a real barrier of all the block's threads,
+//   - warp collectives (__shfl_*_sync, __ballot_sync, mma.sync) are
+//     warp-synchronous: all 32 lanes must arrive at the same call site, then
+//     every lane reads what the others passed in,
+//   - __shared__ variables are per block: build.py rewrites each declaration
+//     into a `static thread_local` (one copy per worker thread, and a worker
+//     runs one block at a time) plus a registration that fills it with 0xff
+//     bytes (NaN floats, -1 integers) when the block starts, so a read of
+//     shared memory that no thread of this block wrote shows up as garbage.
+// Fibres run in a random order between synchronisation points (seeded,
+// see hi_emu_set_seed), so a missing barrier tends to change the result.
+// Checked, and reported as a launch error (cudaGetLastError): a warp
+// collective with some lanes exited or at another call site, a
+// __syncthreads() some threads never reach (diverged or exited), a
+// mask other than 0xffffffff, dynamic shared memory, block sizes that are
+// not whole warps.
+//
+// Not emulated: the memory model (no reordering, no caches; data races
+// between blocks or between unsynchronised threads are not detected unless
+// the random order exposes them), timing and occupancy, register and shared
+// memory limits (__launch_bounds__ is ignored), out-of-bounds or misaligned
+// accesses (host memory stands in for device memory; the tests guard their
+// outputs with canaries), real PTX (the one inline asm, mmq.cu's mma.sync,
+// is replaced under HI_CUDA_EMULATOR by hi_emu_mma_m16n8k16_s8, written from
+// the PTX ISA fragment tables), nvcc's FMA contraction (this is compiled
+// with -ffp-contract=off: each a*b+c rounds twice unless the source says
+// fmaf), and CUDA's libm (expf, tanhf, sincosf, pow are glibc's, which may
+// differ from CUDA's by an ulp or two). Streams are ignored: every launch
+// runs to completion before it returns. Only what the kernels use exists
+// here: no atomics, __syncwarp, dynamic shared memory, cooperative groups or
+// partial-warp masks (a kernel that needs them fails to compile or reports it).
+// For out-of-bounds reads, build.py's HI_EMU_SANITIZE=1 adds AddressSanitizer.
+#pragma once
+
+#ifndef HI_CUDA_EMULATOR
+#define HI_CUDA_EMULATOR 1
+#endif
+
+#include <climits>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <source_location>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+
+// ---- qualifiers ---------------------------------------------------------------
+#define __global__
+#define __device__
+#define __host__
+#define __forceinline__ inline
+#define __launch_bounds__(...)
+#define __align__(n) __attribute__((aligned(n)))
+// build.py rewrites every __shared__ declaration; one it missed fails to compile here.
+#define __shared__ __shared___declaration_not_rewritten_by_tests_cuda_emulator_build_py
+
+// ---- vector types -------------------------------------------------------------
+struct uint3 { unsigned x, y, z; };
+struct dim3 {
+  unsigned x, y, z;
+  constexpr dim3(unsigned x_ = 1, unsigned y_ = 1, unsigned z_ = 1) : x(x_), y(y_), z(z_) {}
+};
+struct alignas(16) float4 { float x, y, z, w; };
+struct alignas(16) int4 { int x, y, z, w; };
+struct alignas(8) uint2 { unsigned x, y; };
+inline float4 make_float4(float x, float y, float z, float w) { return {x, y, z, w}; }
+inline int4 make_int4(int x, int y, int z, int w) { return {x, y, z, w}; }
+
+// ---- runtime API ----------------------------------------------------------------
+using cudaStream_t = struct CUstream_st*;
+enum cudaError_t { cudaSuccess = 0, cudaErrorInvalidConfiguration = 9, cudaErrorLaunchFailure = 719 };
+enum cudaDeviceAttr { cudaDevAttrMultiProcessorCount = 16 };
+cudaError_t cudaGetLastError();  // the last launch's error, then cudaSuccess again
+const char* cudaGetErrorString(cudaError_t e);  // for the last error: the emulator's message
+cudaError_t cudaGetDevice(int* device);
+cudaError_t cudaDeviceGetAttribute(int* value, cudaDeviceAttr attr, int device);  // SMs: hi_emu_set_sm_count
+
+// ---- the running thread -----------------------------------------------------------
+namespace hi_emu {
+
+struct ThreadState {
+  uint3 thread_idx, block_idx;
+  dim3 block_dim, grid_dim;
+};
+// The fibre this worker is running. (Not initial-exec: this library's TLS
+// holds every kernel's __shared__ variables, too big for the static TLS block.)
+extern thread_local ThreadState* current;
+
+// Warp collective: every lane of the caller's warp passes 3 words and waits
+// until all 32 have (same call site `where`); returns the table
+// [lane][word] of what they passed, valid until the caller's next collective.
+const uint64_t (*warp_exchange(unsigned mask, uint64_t w0, uint64_t w1, uint64_t w2, const char* what,
+                               const std::source_location& where))[3];
+void syncthreads(const std::source_location& where);
+// Called by each thread at a rewritten __shared__ declaration: the first call
+// of a block fills the variable with 0xff bytes.
+void shared_declared(void* p, size_t bytes);
+
+// Launch machinery: runs body(arg) once per thread of every block; an error
+// is left for cudaGetLastError. `name`: the kernel as the launch spells it.
+void run_grid(const char* name, dim3 grid, dim3 block, size_t shared_bytes, void (*body)(void*), void* arg);
+
+// What build.py turns `kernel<<<grid, block, shared, stream>>>(args)` into.
+template <typename... P, typename... A>
+void launch(const char* name, dim3 grid, dim3 block, size_t shared_bytes, cudaStream_t, void (*kernel)(P...),
+            A&&... args) {
+  // Arguments are converted to the parameter types once, as a real launch
+  // copies them; each thread gets its own copy when it is called.
+  struct Call {
+    void (*kernel)(P...);
+    std::tuple<std::decay_t<P>...> args;
+  } call{kernel, std::tuple<std::decay_t<P>...>(std::forward<A>(args)...)};
+  run_grid(name, grid, block, shared_bytes,
+           [](void* c) {
+             Call& k = *static_cast<Call*>(c);
+             std::apply(k.kernel, k.args);
+           },
+           &call);
+}
+
+template <typename T>
+uint64_t to_word(T v) {
+  static_assert(std::is_trivially_copyable<T>::value && sizeof(T) <= 8, "shuffles move up to 8 bytes");
+  uint64_t u = 0;
+  std::memcpy(&u, &v, sizeof v);
+  return u;
+}
+template <typename T>
+T from_word(uint64_t u) {
+  T v;
+  std::memcpy(&v, &u, sizeof v);
+  return v;
+}
+
+}  // namespace hi_emu
+
+#define threadIdx (::hi_emu::current->thread_idx)
+#define blockIdx (::hi_emu::current->block_idx)
+#define blockDim (::hi_emu::current->block_dim)
+#define gridDim (::hi_emu::current->grid_dim)
+
+inline void __syncthreads(const std::source_location& where = std::source_location::current()) {
+  hi_emu::syncthreads(where);
+}
+
+// ---- warp collectives (width 32 only) --------------------------------------------------
+template <typename T>
+T __shfl_sync(unsigned mask, T v, int src, int width = 32,
+              const std::source_location& where = std::source_location::current()) {
+  static_assert(sizeof(T) <= 8, "");
+  const auto table = hi_emu::warp_exchange(width == 32 ? mask : 0, hi_emu::to_word(v), 0, 0, "__shfl_sync", where);
+  return hi_emu::from_word<T>(table[src & 31][0]);
+}
+template <typename T>
+T __shfl_xor_sync(unsigned mask, T v, int lane_mask, int width = 32,
+                  const std::source_location& where = std::source_location::current()) {
+  const auto table = hi_emu::warp_exchange(width == 32 ? mask : 0, hi_emu::to_word(v), 0, 0, "__shfl_xor_sync", where);
+  const int lane = int(threadIdx.x % 32), src = lane ^ lane_mask;
+  return hi_emu::from_word<T>(table[src < 32 ? src : lane][0]);
+}
+template <typename T>
+T __shfl_down_sync(unsigned mask, T v, unsigned delta, int width = 32,
+                   const std::source_location& where = std::source_location::current()) {
+  const auto table = hi_emu::warp_exchange(width == 32 ? mask : 0, hi_emu::to_word(v), 0, 0, "__shfl_down_sync", where);
+  const unsigned lane = threadIdx.x % 32, src = lane + delta;
+  return hi_emu::from_word<T>(table[src < 32 ? src : lane][0]);  // past the warp: the caller's own value
+}
+inline unsigned __ballot_sync(unsigned mask, int pred,
+                              const std::source_location& where = std::source_location::current()) {
+  const auto table = hi_emu::warp_exchange(mask, pred != 0, 0, 0, "__ballot_sync", where);
+  unsigned r = 0;
+  for (int l = 0; l < 32; ++l) r |= unsigned(table[l][0] != 0) << l;
+  return r;
+}
+
+// mma.sync.aligned.m16n8k16.row.col.s32.s8.s8.s32 with a zero accumulator
+// (mmq.cu's mma_s8 under HI_CUDA_EMULATOR); emulator.cpp has the layout.
+void hi_emu_mma_m16n8k16_s8(int (&d)[4], int a0, int a1, int b0,
+                            const std::source_location& where = std::source_location::current());
+
+// ---- arithmetic intrinsics --------------------------------------------------------------
+// Compiled with -ffp-contract=off, so a plain operator rounds on its own: the
+// _rn forms are the IEEE operations.
+inline float __fadd_rn(float a, float b) { return a + b; }
+inline float __fsub_rn(float a, float b) { return a - b; }
+inline float __fmul_rn(float a, float b) { return a * b; }
+inline float __fdiv_rn(float a, float b) { return a / b; }
+inline float __fsqrt_rn(float a) { return std::sqrt(a); }
+inline float __int_as_float(int i) { return hi_emu::from_word<float>(uint32_t(i)); }
+inline int __float_as_int(float f) { return int(uint32_t(hi_emu::to_word(f))); }
+inline int __ffs(int x) { return __builtin_ffs(x); }
+inline int __dp4a(int a, int b, int c) {
+  for (int i = 0; i < 4; ++i) c += int(int8_t(uint32_t(a) >> (8 * i))) * int(int8_t(uint32_t(b) >> (8 * i)));
+  return c;
+}
