@@ -7,11 +7,11 @@ driver or a GPU it loads and says why there is no device.
 from __future__ import annotations
 
 import functools
+from pathlib import Path
 
 from . import _core
-from .sycl_runtime import PLUGIN as _SYCL_PLUGIN
 
-PLUGIN = _SYCL_PLUGIN.with_name("libhetinfer_cuda.so")
+PLUGIN = Path(_core.__file__).with_name("libhetinfer_cuda.so")
 
 
 @functools.lru_cache(maxsize=1)
