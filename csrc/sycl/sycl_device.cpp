@@ -3,6 +3,7 @@
 #include <cctype>
 #include <stdexcept>
 #include <utility>
+#include <vector>
 
 #include "../cpu/matmul.h"
 #include "kernel_sources.h"
