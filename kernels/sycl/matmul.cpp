@@ -28,8 +28,8 @@ inline void half_sums(const int32_t* w, const int32_t* x, int& i0, int& i1) {
   i1 = dot4(w[4], x[4]) + dot4(w[5], x[5]) + dot4(w[6], x[6]) + dot4(w[7], x[7]);
 }
 
-// ---- matvec: one work-group (64) per output row ----------------------------
-// Work-item l takes chunks l, l+64, ... of the row, so a sub-group reads
+// ---- matvec: one work-group (16: one sub-group) per output row -------------
+// Work-item l takes chunks l, l+16, ... of the row, so a sub-group reads
 // neighbouring chunks; each chunk is unpacked once and dotted with up to kTok
 // tokens, then one group reduction per token.
 constexpr int kTok = 8;
@@ -200,7 +200,7 @@ HI_KERNEL hi_quantize_act_q256(const float* x, int64_t n, int64_t k, uint8_t* ou
   hi::quantize_act<hi::ActBlockK>(x, n, k, out);
 }
 
-// Launch: matvec local 64, global rows*64.
+// Launch: matvec local 16, global rows*16 (any local size works).
 //         matmul local 256, global ceil(rows/32) * ceil(n/32) * 256.
 #define HI_MATMUL_KERNELS(NAME, T)                                                                     \
   HI_KERNEL hi_matvec_##NAME(const uint8_t* w, int64_t rows, int64_t k, const float* x,               \
