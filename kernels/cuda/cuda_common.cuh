@@ -26,11 +26,6 @@ inline void check_launch(const char* what) {
   if (e != cudaSuccess) throw std::runtime_error(std::string(what) + " failed: " + cudaGetErrorString(e));
 }
 
-inline unsigned ceil_div(int64_t n, int64_t m) { return unsigned((n + m - 1) / m); }
-
-// Sum of the products of the four signed bytes of a and b.
-__device__ __forceinline__ int dot4(int32_t a, int32_t b) { return __dp4a(a, b, 0); }
-
 // One chunk's value from its integer sums: isum[h] = sum q*x over half h,
 // xsum[h] = sum x over half h (the activation codes). The float ops of the
 // CPU's chunk_dot (csrc/cpu/matmul_scalar.cpp), unfused, so each chunk is

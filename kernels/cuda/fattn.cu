@@ -300,39 +300,22 @@ __global__ void __launch_bounds__(kThreads, 2) attention_kernel(const AttnArgs a
 #pragma unroll
               for (int e = 0; e < 4; ++e) acc[r][e] *= corr[r];
           const int d = 4 * dt;
-          if (full) {
-            for (int j = vg_i; j < n_tile; j += cpp) {
-              const float4 x = load4(vt, vg + int64_t(cell_s[j]) * a.v_stride, d, dv, a.v_vec);
-              const float4 p_lo = *reinterpret_cast<const float4*>(&p_t[j][0]);
-              const float4 p_hi = *reinterpret_cast<const float4*>(&p_t[j][4]);
-              const float p[kRows] = {p_lo.x, p_lo.y, p_lo.z, p_lo.w, p_hi.x, p_hi.y, p_hi.z, p_hi.w};
+          // A full tile (every row sees every cell) has no per-row limit.
+          int tn[kRows];
 #pragma unroll
-              for (int r = 0; r < kRows; ++r) {
-                if (r < nrows) {
-                  acc[r][0] = fmaf(p[r], x.x, acc[r][0]);
-                  acc[r][1] = fmaf(p[r], x.y, acc[r][1]);
-                  acc[r][2] = fmaf(p[r], x.z, acc[r][2]);
-                  acc[r][3] = fmaf(p[r], x.w, acc[r][3]);
-                }
-              }
-            }
-          } else {  // rows whose slice ends inside this tile, or not in this pass (tn 0)
-            int tn[kRows];
+          for (int r = 0; r < kRows; ++r) tn[r] = full ? n_tile : tn_s[r];
+          for (int j = vg_i; j < n_tile; j += cpp) {
+            const float4 x = load4(vt, vg + int64_t(cell_s[j]) * a.v_stride, d, dv, a.v_vec);
+            const float4 p_lo = *reinterpret_cast<const float4*>(&p_t[j][0]);
+            const float4 p_hi = *reinterpret_cast<const float4*>(&p_t[j][4]);
+            const float p[kRows] = {p_lo.x, p_lo.y, p_lo.z, p_lo.w, p_hi.x, p_hi.y, p_hi.z, p_hi.w};
 #pragma unroll
-            for (int r = 0; r < kRows; ++r) tn[r] = tn_s[r];
-            for (int j = vg_i; j < n_tile; j += cpp) {
-              const float4 x = load4(vt, vg + int64_t(cell_s[j]) * a.v_stride, d, dv, a.v_vec);
-              const float4 p_lo = *reinterpret_cast<const float4*>(&p_t[j][0]);
-              const float4 p_hi = *reinterpret_cast<const float4*>(&p_t[j][4]);
-              const float p[kRows] = {p_lo.x, p_lo.y, p_lo.z, p_lo.w, p_hi.x, p_hi.y, p_hi.z, p_hi.w};
-#pragma unroll
-              for (int r = 0; r < kRows; ++r) {
-                if (r < nrows && j < tn[r]) {
-                  acc[r][0] = fmaf(p[r], x.x, acc[r][0]);
-                  acc[r][1] = fmaf(p[r], x.y, acc[r][1]);
-                  acc[r][2] = fmaf(p[r], x.z, acc[r][2]);
-                  acc[r][3] = fmaf(p[r], x.w, acc[r][3]);
-                }
+            for (int r = 0; r < kRows; ++r) {
+              if (r < nrows && j < tn[r]) {
+                acc[r][0] = fmaf(p[r], x.x, acc[r][0]);
+                acc[r][1] = fmaf(p[r], x.y, acc[r][1]);
+                acc[r][2] = fmaf(p[r], x.z, acc[r][2]);
+                acc[r][3] = fmaf(p[r], x.w, acc[r][3]);
               }
             }
           }
