@@ -13,6 +13,7 @@
 #include "bindings_common.h"
 #include "cpu/flash_attn.h"
 #include "device/cpu_device.h"
+#include "device/planar_rows.h"
 #include "qtypes.h"
 
 namespace py = pybind11;
@@ -50,6 +51,13 @@ class Call {
     dev_.to_device(p, a.data(), bytes);
     return p;
   }
+  // Weights (rows, cols) of `type` placed as a model's are (planar rows on a
+  // Device::planar_weights device), held until the call ends.
+  const uint8_t* weights(const Bytes& w, QType type, int64_t rows, int64_t cols) {
+    if (dev_.host_memory()) return in(w);
+    placed_.push_back(std::make_unique<PlacedWeights>(dev_, w.data(), type, rows, cols));
+    return placed_.back()->data();
+  }
   // Device memory for an output of `count` values of T going to `host`.
   template <typename T>
   T* out(T* host, size_t count) {
@@ -84,6 +92,7 @@ class Call {
   Device& dev_;
   Device::Scope scope_;
   std::vector<DeviceBuffer> buffers_;
+  std::vector<std::unique_ptr<PlacedWeights>> placed_;
   std::vector<Output> outputs_;
 };
 
@@ -105,7 +114,7 @@ py::array_t<float> matmul_py(uint32_t type_id, const Bytes& w, int64_t rows, int
   if (n == 0 || rows == 0) return y;
   py::gil_scoped_release release;
   Call call(device_or_cpu(device));
-  call.device().matmul(type, call.in(w), rows, k, call.in(x), n, call.out(y.mutable_data(), size_t(n * rows)),
+  call.device().matmul(type, call.weights(w, type, rows, k), rows, k, call.in(x), n, call.out(y.mutable_data(), size_t(n * rows)),
                        nullptr);
   call.finish();
   return y;
@@ -199,16 +208,28 @@ int64_t table_rows(const Bytes& table, QType type, int64_t cols, const char* wha
   return int64_t(size_t(table.size()) / rb);
 }
 
-py::array_t<float> get_rows_py(uint32_t type_id, const Bytes& table, int64_t cols, const Ints& ids, float scale,
-                               const DevicePtr& device) {
+// The planar rows (kernels/common/planar_blocks.h) of a table of `cols`-value rows.
+py::array_t<uint8_t> planar_rows_py(uint32_t type_id, const Bytes& table, int64_t cols) {
   const QType type = checked_type(type_id);
-  check_ids(ids, table_rows(table, type, cols, "get_rows"), "get_rows");
+  const int64_t rows = table_rows(table, type, cols, "planar_rows");
+  py::array_t<uint8_t> out(table.size());  // (rows * row bytes,)
+  make_planar_rows(type, table.data(), out.mutable_data(), rows, cols);
+  return out;
+}
+
+py::array_t<float> get_rows_py(uint32_t type_id, const Bytes& table, int64_t cols, const Ints& ids, float scale,
+                               const DevicePtr& device, bool cache) {
+  const QType type = checked_type(type_id);
+  const int64_t rows = table_rows(table, type, cols, "get_rows");
+  check_ids(ids, rows, "get_rows");
   const int64_t n = ids.size();
   py::array_t<float> out({n, cols});  // (n, cols)
   if (n == 0) return out;
   py::gil_scoped_release release;
   Call call(device_or_cpu(device));
-  call.device().get_rows(type, call.in(table), cols, call.in(ids), n, scale, call.out(out.mutable_data(), size_t(n * cols)));
+  const uint8_t* t = cache ? call.in(table) : call.weights(table, type, rows, cols);
+  call.device().get_rows(type, cache ? Table::Cache : Table::Weights, t, cols, call.in(ids), n, scale,
+                         call.out(out.mutable_data(), size_t(n * cols)));
   call.finish();
   return out;
 }
@@ -285,7 +306,11 @@ void bind_ops(py::module_& m) {
   m.def("add", &add_py, py::arg("x"), py::arg("y"), dev, "x + y");
   m.def("add_bias", &add_bias_py, py::arg("y"), py::arg("b"), dev, "y (rows, cols) + b (cols,)");
   m.def("get_rows", &get_rows_py, py::arg("type_id"), py::arg("table"), py::arg("cols"), py::arg("ids"),
-        py::arg("scale") = 1.0f, dev, "Dequantised rows ids of a table of `cols`-value rows, times scale.");
+        py::arg("scale") = 1.0f, dev, py::arg("cache") = false,
+        "Dequantised rows ids of a table of `cols`-value rows, times scale. The table is placed as weights are, or\n"
+        "with cache=True copied as a KV cache is (set_rows' layout).");
+  m.def("planar_rows", &planar_rows_py, py::arg("type_id"), py::arg("table"), py::arg("cols"),
+        "The table's rows as a Device::planar_weights device holds weights: each block field stored apart.");
   m.def("set_rows", &set_rows_py, py::arg("type_id"), py::arg("table"), py::arg("cols"), py::arg("ids"),
         py::arg("src"), dev, "A copy of table with src (n, cols) quantised into rows ids.");
   m.def("flash_attention", &flash_attention_py, py::arg("q"), py::arg("k"), py::arg("k_type"), py::arg("v"),

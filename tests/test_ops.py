@@ -120,6 +120,18 @@ def test_get_rows(rng, device, t):
 
 
 @pytest.mark.parametrize("name", ["F32", "F16", "Q8_0", "Q4_0"])
+def test_get_rows_of_a_cache(rng, device, name):
+    """A KV cache keeps set_rows' layout (whole blocks) on every device, while
+    weights may be held as planar rows: get_rows reads each as it is."""
+    t = qtype(name)
+    rows, cols = 20, 256
+    table = random_weights(t, rows, cols, rng)
+    ids = rng.integers(0, rows, 9).astype(np.int32)
+    y = _core.get_rows(int(t), table, cols, ids, device=device, cache=True)
+    np.testing.assert_array_equal(y.view(np.uint32), dequantize_bytes(table, t, (rows, cols))[ids].view(np.uint32))
+
+
+@pytest.mark.parametrize("name", ["F32", "F16", "Q8_0", "Q4_0"])
 def test_set_rows(rng, device, name):
     rows, cols = 12, 256
     table = np.zeros(rows * len(quantize(np.zeros((1, cols), np.float32), name).reshape(-1)), np.uint8)

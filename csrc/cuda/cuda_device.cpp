@@ -180,8 +180,8 @@ void CudaDevice::softcap(float* x, int64_t n, float cap) {
   run([&] { cuda::softcap(x, n, cap, stream_); });
 }
 
-void CudaDevice::get_rows(QType type, const uint8_t* table, int64_t cols, const int32_t* ids, int64_t n, float scale,
-                          float* out) {
+void CudaDevice::get_rows(QType type, Table, const uint8_t* table, int64_t cols, const int32_t* ids, int64_t n,
+                          float scale, float* out) {
   run([&] { cuda::get_rows(type, table, cols, ids, n, scale, out, stream_); });
 }
 

@@ -33,8 +33,8 @@ class CpuDevice : public Device {
   void add(float* x, const float* y, int64_t n) override;
   void add_bias(float* y, const float* b, int64_t rows, int64_t cols) override;
   void softcap(float* x, int64_t n, float cap) override;
-  void get_rows(QType type, const uint8_t* table, int64_t cols, const int32_t* ids, int64_t n, float scale,
-                float* out) override;
+  void get_rows(QType type, Table kind, const uint8_t* table, int64_t cols, const int32_t* ids, int64_t n,
+                float scale, float* out) override;
   void set_rows(QType type, uint8_t* table, int64_t cols, const int32_t* ids, int64_t n, const float* src) override;
   void attention(const float* q, int64_t n_q, int64_t n_head, const KVView& k, const KVView& v,
                  const AttnCells& cells, float scale, float softcap, float* out) override;

@@ -45,8 +45,8 @@ void CpuDevice::add_bias(float* y, const float* b, int64_t rows, int64_t cols) {
 
 void CpuDevice::softcap(float* x, int64_t n, float cap) { hi::softcap(x, n, cap); }
 
-void CpuDevice::get_rows(QType type, const uint8_t* table, int64_t cols, const int32_t* ids, int64_t n, float scale,
-                         float* out) {
+void CpuDevice::get_rows(QType type, Table, const uint8_t* table, int64_t cols, const int32_t* ids, int64_t n,
+                         float scale, float* out) {
   const size_t rb = row_bytes(type, cols);
   parallel_ranges(cpu_pool(), n, 1, [&](int64_t i0, int64_t i1) {
     for (int64_t i = i0; i < i1; ++i) {

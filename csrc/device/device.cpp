@@ -5,6 +5,8 @@
 #include <utility>
 #include <vector>
 
+#include "planar_rows.h"
+
 namespace hi {
 
 namespace {
@@ -60,7 +62,8 @@ void Device::release(void* p, size_t bytes, MemKind kind) {
   uncount(bytes, kind);
 }
 
-const uint8_t* Device::place_weights(const uint8_t* host, size_t bytes) {
+const uint8_t* Device::place_weights(const uint8_t* host, QType type, int64_t rows, int64_t cols) {
+  const size_t bytes = size_t(rows) * row_bytes(type, cols);
   std::lock_guard<std::mutex> lock(placed_mutex_);
   auto it = placed_.find(host);
   if (it != placed_.end()) {
@@ -74,7 +77,13 @@ const uint8_t* Device::place_weights(const uint8_t* host, size_t bytes) {
   }
   void* data = allocate(bytes, MemKind::Weights);
   try {
-    to_device(data, host, bytes);
+    if (planar_weights() && has_planar_rows(type)) {
+      std::vector<uint8_t> planar(bytes);  // (rows, row bytes) planar rows
+      make_planar_rows(type, host, planar.data(), rows, cols);
+      to_device(data, planar.data(), bytes);
+    } else {
+      to_device(data, host, bytes);
+    }
   } catch (...) {
     release(data, bytes, MemKind::Weights);
     throw;

@@ -46,12 +46,18 @@ class Device {
   // naming the device when the cap would be passed.
   void* allocate(size_t bytes, MemKind kind);
   void release(void* p, size_t bytes, MemKind kind);
-  // Weights that are already in host memory (the file mapping): a device whose
-  // memory is host memory uses them in place, others copy them. A tensor
-  // placed twice (an output head tied to the embedding) is held and counted
-  // once. The bytes count as Weights until the last unplace_weights.
-  const uint8_t* place_weights(const uint8_t* host, size_t bytes);
+  // Weights (rows, cols) of `type` that are already in host memory (the file
+  // mapping): a device whose memory is host memory uses them in place, others
+  // copy them, as planar rows when planar_weights(). A tensor placed twice (an
+  // output head tied to the embedding) is held and counted once. The bytes
+  // count as Weights until the last unplace_weights.
+  const uint8_t* place_weights(const uint8_t* host, QType type, int64_t rows, int64_t cols);
   void unplace_weights(const uint8_t* placed, size_t bytes);
+  // True when this device holds quantised weights as planar rows
+  // (kernels/common/planar_blocks.h: each block field apart, so threads on
+  // neighbouring blocks read neighbouring bytes); its matmul and get_rows of
+  // Table::Weights read them so.
+  virtual bool planar_weights() const { return false; }
 
   // ---- copies. Pointers named host are host memory; all others this device's.
   // True when this device's memory is host memory (the CPU): pointers of one
@@ -67,7 +73,7 @@ class Device {
   virtual void synchronize() = 0;
 
   // ---- the op set: each has a numpy reference test on every device (tests/test_ops.py).
-  // y (n, rows) = x (n, k) @ w^T, w: (rows, k) of `type`, rows packed.
+  // y (n, rows) = x (n, k) @ w^T, w: (rows, k) of `type`, placed (place_weights).
   // scratch: matmul_scratch_bytes(type, n, k) bytes (cpu/matmul.h: the
   // quantised activations) of this device, or null.
   virtual void matmul(QType type, const uint8_t* w, int64_t rows, int64_t k, const float* x, int64_t n, float* y,
@@ -83,8 +89,8 @@ class Device {
   virtual void add_bias(float* y, const float* b, int64_t rows, int64_t cols) = 0;    // y (rows, cols) += b (cols,)
   virtual void softcap(float* x, int64_t n, float cap) = 0;                           // x = cap tanh(x / cap)
   // out (n, cols) = dequantised rows ids[i] of table (any type) * scale.
-  virtual void get_rows(QType type, const uint8_t* table, int64_t cols, const int32_t* ids, int64_t n, float scale,
-                        float* out) = 0;
+  virtual void get_rows(QType type, Table kind, const uint8_t* table, int64_t cols, const int32_t* ids, int64_t n,
+                        float scale, float* out) = 0;
   // Quantises src (n, cols) into rows ids[i] of table (f32, f16, q8_0, q4_0).
   virtual void set_rows(QType type, uint8_t* table, int64_t cols, const int32_t* ids, int64_t n,
                         const float* src) = 0;
@@ -174,8 +180,9 @@ class DeviceBuffer {
 // Weights placed on a device for one object's lifetime.
 class PlacedWeights {
  public:
-  PlacedWeights(Device& device, const uint8_t* host, size_t bytes)
-      : device_(&device), data_(device.place_weights(host, bytes)), bytes_(bytes) {}
+  PlacedWeights(Device& device, const uint8_t* host, QType type, int64_t rows, int64_t cols)
+      : device_(&device), data_(device.place_weights(host, type, rows, cols)),
+        bytes_(size_t(rows) * row_bytes(type, cols)) {}
   ~PlacedWeights() { device_->unplace_weights(data_, bytes_); }
   PlacedWeights(const PlacedWeights&) = delete;
   PlacedWeights& operator=(const PlacedWeights&) = delete;

@@ -13,6 +13,10 @@ enum class RopeStyle {
 
 enum class Activation { Silu, GeluTanh };
 
+// What a get_rows table holds: weights placed with Device::place_weights (in
+// the device's weight layout), or rows a KV cache wrote with set_rows.
+enum class Table { Weights, Cache };
+
 // A cache tensor in device memory: (n_cells, n_head_kv, head_dim) values of
 // `type`; each head vector is row_bytes(type, head_dim) bytes.
 struct KVView {

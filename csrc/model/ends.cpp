@@ -35,7 +35,7 @@ size_t Embedding::workspace_bytes(int64_t n_embd, int64_t max_tokens) {
 }
 
 Embedding::Embedding(std::shared_ptr<Device> device, const Weight& table, float scale, int64_t max_tokens)
-    : device_(std::move(device)), placed_(*device_, table.data, table.bytes()),
+    : device_(std::move(device)), placed_(*device_, table.data, table.type, table.rows, table.cols),
       table_(placed_view(table, placed_)), scale_(scale), max_tokens_(max_tokens),
       workspace_(*device_, workspace_bytes(table.cols, max_tokens), MemKind::Compute) {}
 
@@ -52,7 +52,7 @@ void Embedding::lookup(const int32_t* ids, int64_t n, float* out) {
   int32_t* dev_ids = workspace_.as<int32_t>();  // (n,)
   float* rows = reinterpret_cast<float*>(workspace_.as<uint8_t>() + ids_bytes(max_tokens_));  // (n, n_embd)
   dev.to_device(dev_ids, ids, size_t(n) * sizeof(int32_t));
-  dev.get_rows(table_.type, table_.data, table_.cols, dev_ids, n, scale_, rows);
+  dev.get_rows(table_.type, Table::Weights, table_.data, table_.cols, dev_ids, n, scale_, rows);
   dev.to_host(out, rows, size_t(n * table_.cols) * sizeof(float));
 }
 
@@ -63,8 +63,8 @@ size_t OutputHead::workspace_bytes(QType output_type, int64_t n_embd, int64_t n_
 
 OutputHead::OutputHead(std::shared_ptr<Device> device, const Weight& norm, const Weight& output, float eps,
                        float softcap, int64_t max_tokens)
-    : device_(std::move(device)), placed_norm_(*device_, norm.data, norm.bytes()),
-      placed_output_(*device_, output.data, output.bytes()), norm_(placed_view(norm, placed_norm_)),
+    : device_(std::move(device)), placed_norm_(*device_, norm.data, norm.type, norm.rows, norm.cols),
+      placed_output_(*device_, output.data, output.type, output.rows, output.cols), norm_(placed_view(norm, placed_norm_)),
       output_(placed_view(output, placed_output_)), eps_(eps), softcap_(softcap), max_tokens_(max_tokens),
       workspace_(*device_,
                  workspace_bytes(output.type, output.cols, output.rows, max_tokens, device_->host_memory()),

@@ -57,7 +57,7 @@ void KVCache::write_keys(int64_t layer, const int32_t* cells, int64_t n, const f
 }
 
 void KVCache::read_keys(int64_t layer, const int32_t* cells, int64_t n, float* out) {
-  device_.get_rows(type_k_, k_layer(layer), n_head_kv_ * dk_, cells, n, 1.0f, out);
+  device_.get_rows(type_k_, Table::Cache, k_layer(layer), n_head_kv_ * dk_, cells, n, 1.0f, out);
 }
 
 KVView KVCache::keys(int64_t layer) const {

@@ -92,8 +92,8 @@ int RowSplit::add_matrix(const Weight& w) {
     if (b[d + 1] == b[d]) continue;
     Weight slice = w;
     slice.rows = b[d + 1] - b[d];
-    placed_.push_back(std::make_unique<PlacedWeights>(*devices_[d], w.data + size_t(b[d]) * rb,
-                                                      size_t(slice.rows) * rb));
+    placed_.push_back(
+        std::make_unique<PlacedWeights>(*devices_[d], w.data + size_t(b[d]) * rb, w.type, slice.rows, w.cols));
     slice.data = placed_.back()->data();
     parts.push_back({int(d), slice, b[d]});
   }

@@ -88,7 +88,7 @@ Stage::Stage(std::shared_ptr<Device> device, const BlockConfig& config, std::vec
       for (Weight* m : matrices(w)) row_matrix_[m] = rows_->add_matrix(*m);
     for (Weight* one : all_weights(w)) {
       if (!one->present() || row_matrix_.count(one)) continue;
-      placed_.push_back(std::make_unique<PlacedWeights>(*device_, one->data, one->bytes()));
+      placed_.push_back(std::make_unique<PlacedWeights>(*device_, one->data, one->type, one->rows, one->cols));
       one->data = placed_.back()->data();
     }
   }

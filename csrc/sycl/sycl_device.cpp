@@ -173,10 +173,11 @@ void SyclDevice::add_bias(float* y, const float* b, int64_t rows, int64_t cols) 
 
 void SyclDevice::softcap(float* x, int64_t n, float cap) { launch("hi_softcap", round_up(n, 256), 256, x, n, cap); }
 
-void SyclDevice::get_rows(QType type, const uint8_t* table, int64_t cols, const int32_t* ids, int64_t n, float scale,
-                          float* out) {
-  launch(typed("hi_get_rows", type), round_up(n * int64_t(ceil_div(cols, 32)), 64), 64, table, cols, ids, n, scale,
-         out);
+void SyclDevice::get_rows(QType type, Table kind, const uint8_t* table, int64_t cols, const int32_t* ids, int64_t n,
+                          float scale, float* out) {
+  const int32_t planar = kind == Table::Weights ? 1 : 0;  // placed weights are planar rows
+  launch(typed("hi_get_rows", type), round_up(n * int64_t(ceil_div(cols, 32)), 64), 64, table, planar, cols, ids, n,
+         scale, out);
 }
 
 void SyclDevice::set_rows(QType type, uint8_t* table, int64_t cols, const int32_t* ids, int64_t n, const float* src) {

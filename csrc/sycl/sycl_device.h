@@ -24,6 +24,8 @@ class SyclDevice : public Device {
   ~SyclDevice() override;
 
   bool host_memory() const override { return false; }
+  // Planar rows: a sub-group reading neighbouring blocks reads whole, aligned lines.
+  bool planar_weights() const override { return true; }
   void to_device(void* dst, const void* host, size_t bytes) override;
   void to_host(void* host, const void* src, size_t bytes) override;
   void copy(void* dst, const void* src, size_t bytes) override;
@@ -39,8 +41,8 @@ class SyclDevice : public Device {
   void add(float* x, const float* y, int64_t n) override;
   void add_bias(float* y, const float* b, int64_t rows, int64_t cols) override;
   void softcap(float* x, int64_t n, float cap) override;
-  void get_rows(QType type, const uint8_t* table, int64_t cols, const int32_t* ids, int64_t n, float scale,
-                float* out) override;
+  void get_rows(QType type, Table kind, const uint8_t* table, int64_t cols, const int32_t* ids, int64_t n,
+                float scale, float* out) override;
   void set_rows(QType type, uint8_t* table, int64_t cols, const int32_t* ids, int64_t n, const float* src) override;
   void attention(const float* q, int64_t n_q, int64_t n_head, const KVView& k, const KVView& v,
                  const AttnCells& cells, float scale, float softcap, float* out) override;

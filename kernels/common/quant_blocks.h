@@ -11,6 +11,7 @@
 // integer dot products (sum q*x in int32, scaled once per half).
 #pragma once
 #include <cstdint>
+#include <type_traits>
 
 #include "float_bits.h"
 
@@ -47,6 +48,18 @@ static_assert(sizeof(block_q4_K) == 144, "q4_K layout");
 static_assert(sizeof(block_q5_K) == 176, "q5_K layout");
 static_assert(sizeof(block_q6_K) == 210, "q6_K layout");
 
+// unpack_chunk takes a block, or a view of one with the same member names
+// whose arrays are pointers (planar_blocks.h: Planar<T>, a block of a row whose
+// fields are stored apart): IfBlock<B, T> picks T's overload for both.
+template <typename T>
+struct Planar;
+template <typename B>
+struct BlockOf { using type = B; };
+template <typename T>
+struct BlockOf<Planar<T>> { using type = T; };
+template <typename B, typename T>
+using IfBlock = typename std::enable_if<std::is_same<typename BlockOf<B>::type, T>::value>::type;
+
 // One 32-value chunk in the common form described at the top of this file.
 struct Chunk {
   int8_t q[QK];  // (32,) codes
@@ -56,7 +69,8 @@ struct Chunk {
 
 // ---- legacy 32-value blocks: one chunk per block -------------------------
 
-HI_HD void unpack_chunk(const block_q4_0& b, int, Chunk& c) {
+template <class B>
+HI_HD IfBlock<B, block_q4_0> unpack_chunk(const B& b, int, Chunk& c) {
   for (int j = 0; j < QK / 2; ++j) {
     c.q[j] = int8_t((b.qs[j] & 0x0f) - 8);
     c.q[j + 16] = int8_t((b.qs[j] >> 4) - 8);
@@ -72,7 +86,8 @@ HI_HD float added_offset(uint16_t m16) {
   return m != m ? m : -m;
 }
 
-HI_HD void unpack_chunk(const block_q4_1& b, int, Chunk& c) {
+template <class B>
+HI_HD IfBlock<B, block_q4_1> unpack_chunk(const B& b, int, Chunk& c) {
   for (int j = 0; j < QK / 2; ++j) {
     c.q[j] = int8_t(b.qs[j] & 0x0f);
     c.q[j + 16] = int8_t(b.qs[j] >> 4);
@@ -93,19 +108,22 @@ HI_HD void unpack5(const uint8_t* qs, const uint8_t* qh4, int offset, Chunk& c) 
   }
 }
 
-HI_HD void unpack_chunk(const block_q5_0& b, int, Chunk& c) {
+template <class B>
+HI_HD IfBlock<B, block_q5_0> unpack_chunk(const B& b, int, Chunk& c) {
   unpack5(b.qs, b.qh, 16, c);
   c.s[0] = c.s[1] = half_to_float(b.d);
   c.m[0] = c.m[1] = 0.0f;
 }
 
-HI_HD void unpack_chunk(const block_q5_1& b, int, Chunk& c) {
+template <class B>
+HI_HD IfBlock<B, block_q5_1> unpack_chunk(const B& b, int, Chunk& c) {
   unpack5(b.qs, b.qh, 0, c);
   c.s[0] = c.s[1] = half_to_float(b.d);
   c.m[0] = c.m[1] = added_offset(b.m);
 }
 
-HI_HD void unpack_chunk(const block_q8_0& b, int, Chunk& c) {
+template <class B>
+HI_HD IfBlock<B, block_q8_0> unpack_chunk(const B& b, int, Chunk& c) {
   for (int j = 0; j < QK; ++j) c.q[j] = b.qs[j];
   c.s[0] = c.s[1] = half_to_float(b.d);
   c.m[0] = c.m[1] = 0.0f;
@@ -113,7 +131,8 @@ HI_HD void unpack_chunk(const block_q8_0& b, int, Chunk& c) {
 
 // ---- K-quant super-blocks: eight chunks per block --------------------------
 
-HI_HD void unpack_chunk(const block_q2_K& b, int chunk, Chunk& c) {
+template <class B>
+HI_HD IfBlock<B, block_q2_K> unpack_chunk(const B& b, int chunk, Chunk& c) {
   // Chunk k holds 2-bit field (k % 4) of bytes qs[32*(k/4) .. +32].
   const uint8_t* qs = b.qs + 32 * (chunk / 4);
   const int shift = 2 * (chunk % 4);
@@ -133,7 +152,8 @@ HI_HD int q3_K_scale(const uint8_t* sc, int j) {
   return (lo | hi << 4) - 32;
 }
 
-HI_HD void unpack_chunk(const block_q3_K& b, int chunk, Chunk& c) {
+template <class B>
+HI_HD IfBlock<B, block_q3_K> unpack_chunk(const B& b, int chunk, Chunk& c) {
   const uint8_t* qs = b.qs + 32 * (chunk / 4);
   const int shift = 2 * (chunk % 4);
   for (int l = 0; l < QK; ++l) {
@@ -166,7 +186,8 @@ HI_HD void set_k4_scales(uint16_t d16, uint16_t dmin16, const uint8_t* scales, i
   c.m[0] = c.m[1] = half_to_float(dmin16) * float(mn);
 }
 
-HI_HD void unpack_chunk(const block_q4_K& b, int chunk, Chunk& c) {
+template <class B>
+HI_HD IfBlock<B, block_q4_K> unpack_chunk(const B& b, int chunk, Chunk& c) {
   // Chunk k: nibble (k % 2) of bytes qs[32*(k/2) .. +32].
   const uint8_t* qs = b.qs + 32 * (chunk / 2);
   const int shift = 4 * (chunk % 2);
@@ -174,7 +195,8 @@ HI_HD void unpack_chunk(const block_q4_K& b, int chunk, Chunk& c) {
   set_k4_scales(b.d, b.dmin, b.scales, chunk, c);
 }
 
-HI_HD void unpack_chunk(const block_q5_K& b, int chunk, Chunk& c) {
+template <class B>
+HI_HD IfBlock<B, block_q5_K> unpack_chunk(const B& b, int chunk, Chunk& c) {
   const uint8_t* qs = b.qs + 32 * (chunk / 2);
   const int shift = 4 * (chunk % 2);
   for (int l = 0; l < QK; ++l)
@@ -182,7 +204,8 @@ HI_HD void unpack_chunk(const block_q5_K& b, int chunk, Chunk& c) {
   set_k4_scales(b.d, b.dmin, b.scales, chunk, c);
 }
 
-HI_HD void unpack_chunk(const block_q6_K& b, int chunk, Chunk& c) {
+template <class B>
+HI_HD IfBlock<B, block_q6_K> unpack_chunk(const B& b, int chunk, Chunk& c) {
   // Value i = 128*h + 32*k + l (h = half, k = 0..3, l = 0..31): low nibble from
   // ql[64*h + 32*(k%2) + l] (shift 4*(k/2)), high 2 bits from qh[32*h + l] (shift 2*k).
   const int h = chunk / 4, k = chunk % 4;

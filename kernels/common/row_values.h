@@ -12,6 +12,7 @@
 
 #include "act_blocks.h"
 #include "quant_blocks.h"
+#include "planar_blocks.h"
 
 namespace hi {
 
@@ -56,10 +57,22 @@ HI_HD float load_value(const f32_t* p, int64_t i) { return p[i].v; }
 HI_HD float load_value(const f16_t* p, int64_t i) { return half_to_float(p[i].v); }
 HI_HD float load_value(const bf16_t* p, int64_t i) { return bf16_to_float(p[i].v); }
 
-// Chunk c of a row of k values -> v (32,). Returns how many are real (< 32 only
-// for the last chunk of a float row; the rest are set to 0).
+// Chunk c of a quantised row of k values -> ch. planar: the row is a planar row
+// (planar_blocks.h), as weights placed on a Device::planar_weights device are.
 template <typename T>
-HI_HD int chunk_values(const uint8_t* row, int64_t k, int64_t c, float* v) {
+HI_HD void unpack_row_chunk(const uint8_t* row, int64_t k, int64_t c, bool planar, Chunk& ch) {
+  constexpr int C = TypeInfo<T>::chunks;
+  if (planar)
+    unpack_chunk(Planar<T>(PlanarAt{row, k / TypeInfo<T>::values, c / C}), int(c % C), ch);
+  else
+    unpack_chunk(reinterpret_cast<const T*>(row)[c / C], int(c % C), ch);
+}
+
+// Chunk c of a row of k values -> v (32,). Returns how many are real (< 32 only
+// for the last chunk of a float row; the rest are set to 0). planar: as
+// unpack_row_chunk (float rows are never planar).
+template <typename T>
+HI_HD int chunk_values(const uint8_t* row, int64_t k, int64_t c, float* v, bool planar = false) {
   if constexpr (TypeInfo<T>::is_float) {
     const T* p = reinterpret_cast<const T*>(row) + c * QK;
     const int64_t left = k - c * QK;
@@ -67,10 +80,8 @@ HI_HD int chunk_values(const uint8_t* row, int64_t k, int64_t c, float* v) {
     for (int i = 0; i < QK; ++i) v[i] = i < n ? load_value(p, i) : 0.0f;
     return n;
   } else {
-    constexpr int C = TypeInfo<T>::chunks;
-    const T& b = reinterpret_cast<const T*>(row)[c / C];
     Chunk ch;
-    unpack_chunk(b, int(c % C), ch);
+    unpack_row_chunk<T>(row, k, c, planar, ch);
     chunk_to_float(ch, v);
     return QK;
   }

@@ -1,6 +1,7 @@
 // y = W x for every weight type: hi_matvec_<type> (few tokens) and
 // hi_matmul_<type> (many tokens, local-memory tiles).
-//   w: (rows, k) in the type's row layout; x: (n, k) floats; y: (n, rows) floats.
+//   w: (rows, k) in the type's row layout, quantised rows planar (planar_blocks.h:
+//      the device's weight layout); x: (n, k) floats; y: (n, rows) floats.
 //   act: (n, k/32) ActBlock or (n, k/256) ActBlockK (act_blocks.h), x rounded
 //        to 8-bit blocks by hi_quantize_act_q32 / _q256; null for float types.
 // Quantised weights multiply act with integer dot products, each 32-value chunk
@@ -59,9 +60,8 @@ inline void matvec(const uint8_t* w, int64_t rows, int64_t k, const float* x, co
         }
       } else {
         using A = ActFor<T>;
-        constexpr int C = TypeInfo<T>::chunks;
         Chunk ch;
-        unpack_chunk(reinterpret_cast<const T*>(row)[c / C], int(c % C), ch);
+        unpack_row_chunk<T>(row, k, c, /*planar=*/true, ch);
         int32_t wq[QK / 4];
         load_words(ch.q, wq);
         for (int t = 0; t < nt; ++t) {
@@ -141,12 +141,12 @@ inline void matmul(const uint8_t* w, int64_t rows, int64_t k, const float* x, co
       }
     } else {
       using A = ActFor<T>;
-      constexpr int C = TypeInfo<T>::chunks, W = QK / 4;
+      constexpr int W = QK / 4;
       if (lid < kTr * kKc) {  // weight chunk (row lid / kKc, chunk c0 + lid % kKc)
         const int wr = lid / kKc, wc = lid % kKc;
         Chunk ch = {};
         if (r0 + wr < rows && wc < kc)
-          unpack_chunk(reinterpret_cast<const T*>(w + (r0 + wr) * rb)[(c0 + wc) / C], int((c0 + wc) % C), ch);
+          unpack_row_chunk<T>(w + (r0 + wr) * rb, k, c0 + wc, /*planar=*/true, ch);
         load_words(ch.q, &tiles.wq[wr][wc * W]);
         for (int h = 0; h < 2; ++h) {
           tiles.ws[wr][wc][h] = ch.s[h];

@@ -6,14 +6,16 @@
 namespace hi {
 
 // out: (n, cols) = table rows ids (n,), times scale. Values are bit-identical
-// to chunk_to_float; scale 1 multiplies nothing.
+// to chunk_to_float; scale 1 multiplies nothing. planar: the table is placed
+// weights (planar rows, planar_blocks.h), not a cache.
 template <typename T>
-inline void get_rows(const uint8_t* table, int64_t cols, const int32_t* ids, int64_t n, float scale, float* out) {
+inline void get_rows(const uint8_t* table, bool planar, int64_t cols, const int32_t* ids, int64_t n, float scale,
+                     float* out) {
   const int64_t nc = n_chunks(cols), i = int64_t(syclext::this_work_item::get_nd_item<1>().get_global_id(0));
   if (i >= n * nc) return;
   const int64_t r = i / nc, c = i % nc;
   float v[QK];  // (32,)
-  const int m = chunk_values<T>(table + int64_t(ids[r]) * row_bytes<T>(cols), cols, c, v);
+  const int m = chunk_values<T>(table + int64_t(ids[r]) * row_bytes<T>(cols), cols, c, v, planar);
   float* o = out + r * cols + c * QK;
   // Constant trip counts keep v in registers. Two loops, not a select: a
   // select may become v * (scale or 1), which quietens signalling NaNs.
@@ -81,10 +83,10 @@ inline void set_rows(uint8_t* dst, int64_t cols, const int32_t* rows, int64_t n,
 
 }  // namespace hi
 
-#define HI_GET_ROWS_KERNEL(NAME, T)                                                                        \
-  HI_KERNEL hi_get_rows_##NAME(const uint8_t* table, int64_t cols, const int32_t* ids, int64_t n, float scale, \
-                               float* out) {                                                               \
-    hi::get_rows<T>(table, cols, ids, n, scale, out);                                                      \
+#define HI_GET_ROWS_KERNEL(NAME, T)                                                                     \
+  HI_KERNEL hi_get_rows_##NAME(const uint8_t* table, int32_t planar, int64_t cols, const int32_t* ids, int64_t n, \
+                               float scale, float* out) {                                               \
+    hi::get_rows<T>(table, planar != 0, cols, ids, n, scale, out);                                       \
   }
 HI_ALL_TYPES(HI_GET_ROWS_KERNEL)
 
