@@ -1,7 +1,7 @@
 """Time of one decode step with n sequences (n tokens, one per sequence):
 the layers (Model.decode) and the output head (Model.head), medians.
 
-    python bench/decode_step.py [MODEL] [--n 1 2 4 5 8] [-r 9]
+    python bench/decode_step.py [MODEL] [--n 1 2 4 5 8] [-r 9] [--devices sycl:0]
 
 This is what a server step costs with n busy slots.
 """
@@ -23,9 +23,10 @@ def main() -> None:
     ap.add_argument("model", nargs="?")
     ap.add_argument("--n", nargs="+", type=int, default=[1, 2, 4, 5, 8])
     ap.add_argument("-r", type=int, default=9)
+    ap.add_argument("--devices", nargs="+", help="devices to load onto (default: hetinfer.load's choice)")
     a = ap.parse_args()
     most = max(a.n)
-    with hetinfer.load(a.model or default_model_path(), n_ctx=64, n_parallel=most) as m:
+    with hetinfer.load(a.model or default_model_path(), n_ctx=64, n_parallel=most, devices=a.devices) as m:
         for s in range(most):  # a short history per sequence
             m.prefill([1, 100 + s, 200 + s], seq_id=s)
         print("| n | layers ms | head ms |")

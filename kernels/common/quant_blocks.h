@@ -124,7 +124,9 @@ HI_HD IfBlock<B, block_q5_1> unpack_chunk(const B& b, int, Chunk& c) {
 
 template <class B>
 HI_HD IfBlock<B, block_q8_0> unpack_chunk(const B& b, int, Chunk& c) {
-  for (int j = 0; j < QK; ++j) c.q[j] = b.qs[j];
+  // One copy, not a byte loop: over a planar row's codes the SYCL CPU device's
+  // vectorizer made the loop 32 masked byte loads per work-item (1.75x slower).
+  __builtin_memcpy(c.q, b.qs, QK);
   c.s[0] = c.s[1] = half_to_float(b.d);
   c.m[0] = c.m[1] = 0.0f;
 }
