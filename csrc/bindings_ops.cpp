@@ -114,8 +114,8 @@ py::array_t<float> matmul_py(uint32_t type_id, const Bytes& w, int64_t rows, int
   if (n == 0 || rows == 0) return y;
   py::gil_scoped_release release;
   Call call(device_or_cpu(device));
-  call.device().matmul(type, call.weights(w, type, rows, k), rows, k, call.in(x), n, call.out(y.mutable_data(), size_t(n * rows)),
-                       nullptr);
+  call.device().matmul(type, call.weights(w, type, rows, k), rows, k, call.in(x), n,
+                       call.out(y.mutable_data(), size_t(n * rows)), nullptr);
   call.finish();
   return y;
 }

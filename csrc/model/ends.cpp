@@ -64,8 +64,9 @@ size_t OutputHead::workspace_bytes(QType output_type, int64_t n_embd, int64_t n_
 OutputHead::OutputHead(std::shared_ptr<Device> device, const Weight& norm, const Weight& output, float eps,
                        float softcap, int64_t max_tokens)
     : device_(std::move(device)), placed_norm_(*device_, norm.data, norm.type, norm.rows, norm.cols),
-      placed_output_(*device_, output.data, output.type, output.rows, output.cols), norm_(placed_view(norm, placed_norm_)),
-      output_(placed_view(output, placed_output_)), eps_(eps), softcap_(softcap), max_tokens_(max_tokens),
+      placed_output_(*device_, output.data, output.type, output.rows, output.cols),
+      norm_(placed_view(norm, placed_norm_)), output_(placed_view(output, placed_output_)), eps_(eps),
+      softcap_(softcap), max_tokens_(max_tokens),
       workspace_(*device_,
                  workspace_bytes(output.type, output.cols, output.rows, max_tokens, device_->host_memory()),
                  MemKind::Compute) {
