@@ -2,6 +2,7 @@
 
 #include <cstring>
 #include <type_traits>
+#include <utility>
 
 #include "../../kernels/common/planar_blocks.h"
 
@@ -21,19 +22,22 @@ constexpr bool fields_tile_the_block() {
   return end == int(sizeof(T));
 }
 
-template <typename T>
-void planar_typed(const uint8_t* src, uint8_t* dst, int64_t rows, int64_t nb) {
+// Field I of every block of a row: in (nb, sizeof(T)) blocks -> out's plane
+// of (nb, size) values. The field is a constant, so each copy is a fixed-size move.
+template <typename T, size_t I>
+void copy_plane(const uint8_t* in, uint8_t* out, int64_t nb) {
+  constexpr Field f = Planar<T>::fields[I];
+  uint8_t* plane = out + size_t(nb) * size_t(f.offset);
+  for (int64_t b = 0; b < nb; ++b)
+    std::memcpy(plane + size_t(b) * size_t(f.size), in + size_t(b) * sizeof(T) + size_t(f.offset), size_t(f.size));
+}
+
+template <typename T, size_t... I>
+void planar_typed(const uint8_t* src, uint8_t* dst, int64_t rows, int64_t nb, std::index_sequence<I...>) {
   static_assert(fields_tile_the_block<T>(), "Planar<T>::fields must tile T in declaration order");
   const size_t rb = size_t(nb) * sizeof(T);
-  for (int64_t r = 0; r < rows; ++r) {
-    const uint8_t* in = src + size_t(r) * rb;  // (nb, sizeof(T)) blocks
-    uint8_t* out = dst + size_t(r) * rb;       // per field: (nb, size) values
-    for (const Field& f : Planar<T>::fields) {
-      uint8_t* stream = out + size_t(nb) * size_t(f.offset);
-      for (int64_t b = 0; b < nb; ++b)
-        std::memcpy(stream + size_t(b) * size_t(f.size), in + size_t(b) * sizeof(T) + size_t(f.offset), size_t(f.size));
-    }
-  }
+  for (int64_t r = 0; r < rows; ++r)
+    (copy_plane<T, I>(src + size_t(r) * rb, dst + size_t(r) * rb, nb), ...);
 }
 
 template <typename Tag>
@@ -55,7 +59,7 @@ void make_planar_rows(QType type, const uint8_t* src, uint8_t* dst, int64_t rows
     if constexpr (is_float_tag<T>())
       std::memcpy(dst, src, size_t(rows) * rb);
     else
-      planar_typed<T>(src, dst, rows, nb);
+      planar_typed<T>(src, dst, rows, nb, std::make_index_sequence<Planar<T>::kFields>{});
   });
 }
 
