@@ -98,12 +98,13 @@ def test_planned_bytes_are_what_the_device_holds(models, rng, accel):
             (planned.weights, planned.kv, planned.compute)
 
 
-def test_context_shift_matches_the_cpu(models, rng, accel):
+@pytest.mark.parametrize("cache_type", ["f16", "q8_0"])  # q8_0: the shift reads quantised keys (get_rows of a cache)
+def test_context_shift_matches_the_cpu(models, rng, accel, cache_type):
     path = models("llama", "Q4_K_M")
     ids = prompt(rng, 500, 30)
     got = []
     for devices in (["cpu"], [accel]):
-        with Model(path, devices=devices, n_ctx=32, n_batch=8) as m:
+        with Model(path, devices=devices, n_ctx=32, n_batch=8, cache_type_k=cache_type) as m:
             m.prefill(ids[:30])
             n_past = m.shift_context(0, 30, n_keep=4)
             got.append(m.prefill(ids[:3], start=n_past))

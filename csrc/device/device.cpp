@@ -67,12 +67,17 @@ const uint8_t* Device::place_weights(const uint8_t* host, QType type, int64_t ro
   std::lock_guard<std::mutex> lock(placed_mutex_);
   auto it = placed_.find(host);
   if (it != placed_.end()) {
+    const Placed& held = it->second;
+    if (held.type != type || held.cols != cols || held.bytes != bytes)
+      throw std::invalid_argument(name() + ": weights placed again as " + qtype_info(type).name + " (" +
+                                  std::to_string(rows) + ", " + std::to_string(cols) + "), first placed as " +
+                                  qtype_info(held.type).name + " with rows of " + std::to_string(held.cols));
     ++it->second.count;
-    return it->second.data;
+    return held.data;
   }
   if (host_memory()) {
     count(bytes, MemKind::Weights);
-    placed_.emplace(host, Placed{host, 1});
+    placed_.emplace(host, Placed{host, 1, type, cols, bytes});
     return host;
   }
   void* data = allocate(bytes, MemKind::Weights);
@@ -88,19 +93,19 @@ const uint8_t* Device::place_weights(const uint8_t* host, QType type, int64_t ro
     release(data, bytes, MemKind::Weights);
     throw;
   }
-  placed_.emplace(host, Placed{static_cast<const uint8_t*>(data), 1});
+  placed_.emplace(host, Placed{static_cast<const uint8_t*>(data), 1, type, cols, bytes});
   return static_cast<const uint8_t*>(data);
 }
 
-void Device::unplace_weights(const uint8_t* placed, size_t bytes) {
+void Device::unplace_weights(const uint8_t* placed) {
   std::lock_guard<std::mutex> lock(placed_mutex_);
   for (auto it = placed_.begin(); it != placed_.end(); ++it) {
     if (it->second.data != placed) continue;
     if (--it->second.count == 0) {
       if (host_memory())
-        uncount(bytes, MemKind::Weights);
+        uncount(it->second.bytes, MemKind::Weights);
       else
-        release(const_cast<uint8_t*>(placed), bytes, MemKind::Weights);
+        release(const_cast<uint8_t*>(placed), it->second.bytes, MemKind::Weights);
       placed_.erase(it);
     }
     return;

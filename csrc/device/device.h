@@ -49,10 +49,12 @@ class Device {
   // Weights (rows, cols) of `type` that are already in host memory (the file
   // mapping): a device whose memory is host memory uses them in place, others
   // copy them, as planar rows when planar_weights(). A tensor placed twice (an
-  // output head tied to the embedding) is held and counted once. The bytes
-  // count as Weights until the last unplace_weights.
+  // output head tied to the embedding) is held and counted once; placing it
+  // again as another type or shape throws std::invalid_argument (the copy's
+  // layout depends on both). The bytes count as Weights until the last
+  // unplace_weights.
   const uint8_t* place_weights(const uint8_t* host, QType type, int64_t rows, int64_t cols);
-  void unplace_weights(const uint8_t* placed, size_t bytes);
+  void unplace_weights(const uint8_t* placed);
   // True when this device holds quantised weights as planar rows
   // (kernels/common/planar_blocks.h: each block field apart, so threads on
   // neighbouring blocks read neighbouring bytes); its matmul and get_rows of
@@ -88,7 +90,9 @@ class Device {
   virtual void add(float* x, const float* y, int64_t n) = 0;                           // x += y, (n,)
   virtual void add_bias(float* y, const float* b, int64_t rows, int64_t cols) = 0;    // y (rows, cols) += b (cols,)
   virtual void softcap(float* x, int64_t n, float cap) = 0;                           // x = cap tanh(x / cap)
-  // out (n, cols) = dequantised rows ids[i] of table (any type) * scale.
+  // out (n, cols) = dequantised rows ids[i] of table (any type) * scale. kind:
+  // Weights (placed: planar rows on a planar_weights device) or Cache (a KV
+  // cache, rows as set_rows writes them).
   virtual void get_rows(QType type, Table kind, const uint8_t* table, int64_t cols, const int32_t* ids, int64_t n,
                         float scale, float* out) = 0;
   // Quantises src (n, cols) into rows ids[i] of table (f32, f16, q8_0, q4_0).
@@ -141,6 +145,9 @@ class Device {
   struct Placed {
     const uint8_t* data;  // the device copy, or the host weights themselves
     int count;            // placements
+    QType type;           // as placed: the copy's layout depends on type and cols
+    int64_t cols;
+    size_t bytes;
   };
   std::mutex placed_mutex_;                  // guards placed_
   std::map<const uint8_t*, Placed> placed_;  // host weights -> where they are placed
@@ -181,9 +188,8 @@ class DeviceBuffer {
 class PlacedWeights {
  public:
   PlacedWeights(Device& device, const uint8_t* host, QType type, int64_t rows, int64_t cols)
-      : device_(&device), data_(device.place_weights(host, type, rows, cols)),
-        bytes_(size_t(rows) * row_bytes(type, cols)) {}
-  ~PlacedWeights() { device_->unplace_weights(data_, bytes_); }
+      : device_(&device), data_(device.place_weights(host, type, rows, cols)) {}
+  ~PlacedWeights() { device_->unplace_weights(data_); }
   PlacedWeights(const PlacedWeights&) = delete;
   PlacedWeights& operator=(const PlacedWeights&) = delete;
   const uint8_t* data() const { return data_; }
@@ -191,7 +197,6 @@ class PlacedWeights {
  private:
   Device* device_;
   const uint8_t* data_;
-  size_t bytes_;
 };
 
 }  // namespace hi

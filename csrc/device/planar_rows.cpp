@@ -22,6 +22,15 @@ constexpr bool fields_tile_the_block() {
   return end == int(sizeof(T));
 }
 
+// PlanarAt::half loads uint16: a row of blocks starts 2-aligned when the block
+// size is even, and a half's plane when its offset is.
+template <typename T>
+constexpr bool halves_stay_aligned() {
+  for (const Field& f : Planar<T>::fields)
+    if (f.size == 2 && f.offset % 2 != 0) return false;
+  return sizeof(T) % 2 == 0;
+}
+
 // Field I of every block of a row: in (nb, sizeof(T)) blocks -> out's plane
 // of (nb, size) values. The field is a constant, so each copy is a fixed-size move.
 template <typename T, size_t I>
@@ -35,6 +44,7 @@ void copy_plane(const uint8_t* in, uint8_t* out, int64_t nb) {
 template <typename T, size_t... I>
 void planar_typed(const uint8_t* src, uint8_t* dst, int64_t rows, int64_t nb, std::index_sequence<I...>) {
   static_assert(fields_tile_the_block<T>(), "Planar<T>::fields must tile T in declaration order");
+  static_assert(halves_stay_aligned<T>(), "Planar<T>'s halves must stay 2-byte aligned");
   const size_t rb = size_t(nb) * sizeof(T);
   for (int64_t r = 0; r < rows; ++r)
     (copy_plane<T, I>(src + size_t(r) * rb, dst + size_t(r) * rb, nb), ...);

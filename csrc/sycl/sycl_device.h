@@ -24,7 +24,8 @@ class SyclDevice : public Device {
   ~SyclDevice() override;
 
   bool host_memory() const override { return false; }
-  // Planar rows: a sub-group reading neighbouring blocks reads whole, aligned lines.
+  // Planar rows: a sub-group reading neighbouring blocks reads neighbouring
+  // bytes (whole, aligned lines when a row has a multiple of 8 blocks).
   bool planar_weights() const override { return true; }
   void to_device(void* dst, const void* host, size_t bytes) override;
   void to_host(void* host, const void* src, size_t bytes) override;

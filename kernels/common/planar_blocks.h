@@ -36,7 +36,9 @@ struct PlanarAt {
   HI_HD const P* field(Field f) const {
     return reinterpret_cast<const P*>(row + nb * f.offset + b * f.size);
   }
-  HI_HD uint16_t half(Field f) const { return *field<uint16_t>(f); }  // 2-byte aligned: every offset is even
+  // 2-byte aligned: rows start aligned (every block size is even, and
+  // planar_rows.cpp asserts that every half's offset is even too).
+  HI_HD uint16_t half(Field f) const { return *field<uint16_t>(f); }
 };
 
 template <>
