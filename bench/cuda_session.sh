@@ -1,85 +1,129 @@
 #!/usr/bin/env bash
-# Everything the CUDA backend needs checked on a lent GPU machine, in one
-# call (the device tool's `run`; output and JSON land in $OUT):
-#   build with CUDA for the GPU present (and its build time), the CUDA op and
-#   model tests, compute-sanitizer memcheck and racecheck over the op tests,
-#   the device-to-device copy bandwidth, random Llama-3-8B-shaped models in
-#   Q4_0 and Q4_K_M, then hetinfer bench and llama.cpp's llama-bench and
-#   llama-batched-bench on the same files.
-# Before the call, on a machine that reaches PyPI: bash bench/fetch_llamacpp.sh,
-# and carry .llamacpp and .whl (gguf and the test extra's wheels for Python 3.12).
-#   STEPS="build test sanitize bench" bash bench/cuda_session.sh
+# Everything the CUDA backend needs checked on a lent GPU, in one call of the
+# device tool (a session gets about 15 minutes of device time, the machine's
+# start included), ending by itself within DEADLINE seconds (default 520):
+#   build  hetinfer with CUDA for the GPU present, and its build time
+#   test   the CUDA op and model tests
+#   bench  the copy bandwidth; random Llama-3-8B-shaped Q4_0 and Q4_K_M and
+#          Gemma-3-270M-shaped Q4_K_M models (the real Gemma wheel is too
+#          big to carry); hetinfer bench -p 512 -n 128 -np 1,4,16 beside
+#          llama.cpp's llama-bench and llama-batched-bench on the same files
+#   sanitize  compute-sanitizer memcheck, then racecheck, over the CUDA op
+#          tests, each with the time that is left (a timeout is reported)
+# Prepare on a machine that reaches PyPI, then carry .llamacpp and .whl:
+#   bash bench/fetch_llamacpp.sh && bash bench/build_llamacpp_cuda.sh
+#   python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 -d .whl gguf
+# There:  bash bench/cuda_session.sh        (STEPS="build test bench sanitize" picks)
+# $OUT receives summary.md (the comparison table, read by bench/cuda_summary.py)
+# and session.tar.gz (every log and JSON): the tool brings back 8 files at most.
+# A rehearsal without a GPU (the plumbing, not the numbers):
+#   BENCH_DEVICES=cpu N_LAYER=1 BENCH_ARGS="-p 32 -n 8 -np 1,4 -r 1" bash bench/cuda_session.sh
 set -uo pipefail
 cd "$(dirname "$0")/.."
+T0=$(date +%s)
+DEADLINE="${DEADLINE:-520}"
 OUT="${OUT:-/tmp/hetinfer-cuda}"
-mkdir -p "$OUT"
-STEPS="${STEPS:-build test sanitize bench}"
-MODELS="${MODELS:-/tmp/hetinfer-models}"
-log() { echo "== $(date -u +%H:%M:%S) $*" | tee -a "$OUT/session.log"; }
+STEPS="${STEPS:-build test bench sanitize}"
+BENCH_DEVICES="${BENCH_DEVICES:-cuda:0}"
+N_LAYER="${N_LAYER:-32}"                     # Llama-3-8B has 32; a rehearsal takes fewer
+BENCH_ARGS="${BENCH_ARGS:--p 512 -n 128 -np 1,4,16 -r 3}"   # hetinfer's; llama.cpp's runs use these defaults
+WORK=/tmp/hetinfer-cuda-work                 # logs and JSON, packed into $OUT at the end
+MODELS=/tmp/hetinfer-models
+LLAMA=/tmp/llama.cpp-bin
+mkdir -p "$OUT" "$WORK" "$MODELS"
+exec 3>&1   # log() writes here, so a step's redirected output holds only its own
+
+log() { echo "== +$(( $(date +%s) - T0 ))s $*" | tee -a "$WORK/session.log" >&3; }
 has() { [[ " $STEPS " == *" $1 "* ]]; }
+# step NAME MAX_SECONDS CMD...: runs CMD with at most MAX_SECONDS, fewer when
+# the deadline is closer; skips it when under 20 s are left. Logs rc and time.
+step() {
+  local name=$1 limit=$2; shift 2
+  local left=$(( DEADLINE - 25 - ($(date +%s) - T0) ))
+  (( left < limit )) && limit=$left
+  if (( limit < 20 )); then log "$name: skipped, ${left}s left"; return 1; fi
+  local start=$(date +%s) rc
+  timeout -k 5 "$limit" "$@"; rc=$?
+  log "$name: rc=$rc in $(( $(date +%s) - start ))s (limit ${limit}s)$( ((rc == 124)) && echo ', TIMED OUT')"
+  return $rc
+}
+finish() {
+  log "done"
+  [ -n "${models:-}" ] && python3 bench/cuda_summary.py "$WORK" $models > "$WORK/summary.md" 2>> "$WORK/session.log"
+  cp "$WORK/summary.md" "$OUT/" 2>/dev/null && cat "$WORK/summary.md"
+  tar czf "$OUT/session.tar.gz" -C "$WORK" .
+}
+trap finish EXIT
 
 if [ -d .whl ]; then
   python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site
 fi
-nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv | tee -a "$OUT/session.log"
+nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv 2>&1 | tee -a "$WORK/session.log"
+lib=$(find /usr/local /opt /usr/lib -name 'libcublas.so.13' 2>/dev/null | head -1)
+for pack in .llamacpp/llama-cuda-sm*.tar.xz; do   # prebuilt by bench/build_llamacpp_cuda.sh
+  [ -f "$pack" ] && mkdir -p "$LLAMA" && tar xJf "$pack" -C "$LLAMA" && log "llama.cpp from $pack, cuBLAS ${lib:-not found}"
+done
+export LD_LIBRARY_PATH="$LLAMA${lib:+:$(dirname "$lib")}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 
 if has build; then
   log "build (CUDA for the GPU present)"
-  start=$(date +%s)
-  HETINFER_CUDA=ON python3 -m pip install -q --no-build-isolation --no-deps -e . -Cbuild-dir=build/cuda \
-    -Ccmake.verbose=false > "$OUT/build.log" 2>&1 || { tail -50 "$OUT/build.log"; exit 1; }
-  log "build took $(( $(date +%s) - start )) s"
-  python3 -m hetinfer devices | tee -a "$OUT/session.log"
+  step build 240 env HETINFER_CUDA=ON HETINFER_SYCL=OFF python3 -m pip install -q --no-build-isolation --no-deps -e . \
+    -Cbuild-dir=build/cuda > "$WORK/build.log" 2>&1 || { tail -40 "$WORK/build.log"; exit 1; }
+  python3 -m hetinfer devices 2>&1 | tee -a "$WORK/session.log"
+fi
+
+if [[ "$BENCH_DEVICES" == cuda* ]]; then   # else the CUDA tests would skip, and a broken build read as skipped
+  python3 -c "from hetinfer import cuda_runtime as c; r = c.unavailable_reason(); print('CUDA backend:', r or 'available')
+raise SystemExit(1 if r else 0)" 2>&1 | tee -a "$WORK/session.log"
+  [ "${PIPESTATUS[0]}" = 0 ] || exit 1
+fi
+
+if has bench; then   # written while the tests run: CPU and disk, not the GPU
+  (for q in Q4_0 Q4_K_M; do
+     python3 -c "from hetinfer.testing import write_model as w; w('$MODELS/llama8b-$q.gguf', 'llama', '$q',
+       random_codes=True, n_embd=4096, n_layer=$N_LAYER, n_ff=14336, n_head=32, n_head_kv=8, n_vocab=32000, n_ctx_train=8192)"
+   done
+   python3 -c "from hetinfer.testing import write_model as w; w('$MODELS/gemma270m-Q4_K_M.gguf', 'gemma3', 'Q4_K_M',
+     random_codes=True, n_embd=640, n_layer=18, n_head=4, n_head_kv=1, head_dim=256, n_ff=2048, n_vocab=262144,
+     sliding_window=512, n_ctx_train=32768)") > "$WORK/models.log" 2>&1 &
+  writer=$!
 fi
 
 if has test; then
-  log "CUDA op and model tests"
-  python3 -m pytest -q -k "cuda" tests/test_ops.py tests/test_device_models.py 2>&1 | tee "$OUT/test.log" | tail -30
-fi
-
-if has sanitize; then
-  for tool in memcheck racecheck; do
-    log "compute-sanitizer $tool over the CUDA op tests"
-    compute-sanitizer --tool "$tool" --target-processes all --print-limit 20 \
-      python3 -m pytest -q -x -k "cuda" tests/test_ops.py > "$OUT/sanitize-$tool.log" 2>&1
-    grep -E "ERROR SUMMARY|RACECHECK SUMMARY|passed|failed" "$OUT/sanitize-$tool.log" | tail -5
+  for file in test_ops test_device_models; do   # a process each: a kernel fault ends one file's run, not both
+    log "CUDA tests of $file"
+    step "$file" 120 python3 -m pytest -q -p no:cacheprovider -k "cuda" "tests/$file.py" > "$WORK/$file.log" 2>&1
+    grep -E "^(FAILED|ERROR)|passed|failed" "$WORK/$file.log" | tail -12
   done
 fi
 
 if has bench; then
   log "device-to-device copy bandwidth"
-  nvcc -O3 -o /tmp/hbm_bandwidth bench/hbm_bandwidth.cu && /tmp/hbm_bandwidth 4 20 | tee "$OUT/hbm.json"
-  log "random Llama-3-8B-shaped models"
-  mkdir -p "$MODELS"
-  for q in Q4_0 Q4_K_M; do
-    [ -f "$MODELS/llama8b-$q.gguf" ] || python3 -c "
-from hetinfer.testing import write_model
-write_model('$MODELS/llama8b-$q.gguf', 'llama', '$q', random_codes=True, n_embd=4096, n_layer=32, n_ff=14336,
-            n_head=32, n_head_kv=8, n_vocab=32000, n_ctx_train=8192)"
-  done
-  if [ -f .llamacpp/llama.cpp.tar.gz ] && [ ! -x /tmp/llama.cpp/build/bin/llama-bench ]; then
-    log "build llama.cpp (llama-bench, llama-batched-bench) with CUDA"
-    mkdir -p /tmp/llama.cpp && tar xzf .llamacpp/llama.cpp.tar.gz -C /tmp/llama.cpp
-    cmake -S /tmp/llama.cpp -B /tmp/llama.cpp/build -DGGML_CUDA=ON -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_SERVER=OFF \
-      -DLLAMA_CURL=OFF -DCMAKE_BUILD_TYPE=Release > "$OUT/llamacpp-build.log" 2>&1 &&
-      cmake --build /tmp/llama.cpp/build -j 16 --target llama-bench llama-batched-bench >> "$OUT/llamacpp-build.log" 2>&1 ||
-      tail -30 "$OUT/llamacpp-build.log"
-  fi
-  for model in "$MODELS"/llama8b-Q4_0.gguf "$MODELS"/llama8b-Q4_K_M.gguf gemma; do
-    path="$model"; [ "$model" = gemma ] && path=""
-    name=$(basename "${model%.gguf}")
-    log "hetinfer bench $name"
-    python3 -m hetinfer bench $path --devices cuda:0 -p 512 -n 128 -np 1,4,16 -r 3 --json > "$OUT/hetinfer-$name.json"
-    python3 -c "import json; [print(r['test'], round(r['tokens_per_second'], 1)) for r in json.load(open('$OUT/hetinfer-$name.json'))]"
-    if [ -x /tmp/llama.cpp/build/bin/llama-bench ]; then
-      [ -z "$path" ] && path=$(python3 -c "from hetinfer.cli import default_model_path; print(default_model_path())")
-      log "llama-bench $name"
-      /tmp/llama.cpp/build/bin/llama-bench -m "$path" -ngl 99 -fa 1 -p 512 -n 128 -r 3 -o json > "$OUT/llamacpp-$name.json"
-      python3 -c "import json; [print(r['n_prompt'], r['n_gen'], round(r['avg_ts'], 1)) for r in json.load(open('$OUT/llamacpp-$name.json'))]"
-      /tmp/llama.cpp/build/bin/llama-batched-bench -m "$path" -ngl 99 -fa on -c 4096 -npp 1 -ntg 128 -npl 1,4,16 \
-        > "$OUT/llamacpp-batched-$name.txt" 2>&1
-      grep -E "^\|" "$OUT/llamacpp-batched-$name.txt" | tail -4
+  nvcc -O3 -o /tmp/hbm_bandwidth bench/hbm_bandwidth.cu && step hbm 30 /tmp/hbm_bandwidth 4 20 > "$WORK/hbm.json"
+  cat "$WORK/hbm.json"
+  wait "$writer"; log "models written: $(ls "$MODELS" | tr '\n' ' ')"
+  models="$MODELS/llama8b-Q4_0.gguf $MODELS/llama8b-Q4_K_M.gguf $MODELS/gemma270m-Q4_K_M.gguf"
+  for path in $models; do
+    name=$(basename "${path%.gguf}")
+    step "hetinfer $name" 90 python3 -m hetinfer bench "$path" --devices "$BENCH_DEVICES" $BENCH_ARGS --json \
+      > "$WORK/hetinfer-$name.json" 2> "$WORK/hetinfer-$name.err"
+    if [ -x "$LLAMA/llama-bench" ]; then
+      step "llama-bench $name" 60 "$LLAMA/llama-bench" -m "$path" -ngl 99 -fa 1 -p 512 -n 128 -r 3 -o json \
+        > "$WORK/llamacpp-$name.json" 2> "$WORK/llamacpp-$name.err"
+      step "llama-batched-bench $name" 60 "$LLAMA/llama-batched-bench" -m "$path" -ngl 99 -fa on -c 4096 -npp 1 \
+        -ntg 128 -npl 4,16 --output-format jsonl > "$WORK/llamacpp-batched-$name.jsonl" 2>&1
     fi
+    python3 bench/cuda_summary.py "$WORK" "$path" | tail -n +5   # this model's rows
   done
 fi
-log "done"
+
+if has sanitize; then
+  # racecheck looks at shared memory: the kernels that use it (mmq, attention, the norms' block sums)
+  for check in "memcheck:cuda" "racecheck:cuda and (matmul or attention or norm)"; do
+    tool=${check%%:*}
+    log "compute-sanitizer $tool over the CUDA op tests"
+    step "$tool" 150 compute-sanitizer --tool "$tool" --target-processes all --print-limit 20 \
+      python3 -m pytest -q -x -p no:cacheprovider -k "${check#*:}" tests/test_ops.py > "$WORK/sanitize-$tool.log" 2>&1
+    grep -E "ERROR SUMMARY|RACECHECK SUMMARY|passed|failed" "$WORK/sanitize-$tool.log" | tail -3
+  done
+fi

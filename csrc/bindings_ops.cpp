@@ -41,7 +41,14 @@ Device& device_or_cpu(const DevicePtr& device) {
 class Call {
  public:
   explicit Call(Device& dev) : dev_(dev), scope_(dev) {}
-  ~Call() { dev_.synchronize(); }
+  // A destructor must not throw (it may run while an exception unwinds): a
+  // device error here was raised by finish() already, or the device's next call raises it.
+  ~Call() {
+    try {
+      dev_.synchronize();
+    } catch (const std::exception&) {
+    }
+  }
 
   template <typename T>
   T* in(const py::array_t<T, py::array::c_style | py::array::forcecast>& a) {

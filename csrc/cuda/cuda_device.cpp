@@ -1,5 +1,6 @@
 #include "cuda_device.h"
 
+#include <cstdio>
 #include <stdexcept>
 #include <utility>
 
@@ -63,7 +64,11 @@ class GraphRecording : public Device::Recording {
 }  // namespace
 
 void CudaDevice::check(cudaError_t e, const char* what) const {
-  if (e != cudaSuccess) throw std::runtime_error(name() + ": " + what + " failed: " + cudaGetErrorString(e));
+  if (e == cudaSuccess) return;
+  // Reported here, so clear it: launches check cudaGetLastError, which would
+  // report it again. (A sticky error, a kernel fault, stays: every later call fails.)
+  (void)cudaGetLastError();
+  throw std::runtime_error(name() + ": " + what + " failed: " + cudaGetErrorString(e));
 }
 
 template <typename F>
@@ -197,6 +202,18 @@ void CudaDevice::attention(const float* q, int64_t n_q, int64_t n_head, const KV
 
 std::unique_ptr<Device::Recording> CudaDevice::record(const std::function<void()>& queue_ops) {
   const CurrentDevice current(ordinal_);
+  try {
+    return capture(queue_ops);
+  } catch (const std::exception& e) {
+    // A failed capture ran nothing, so the ops are still to run: unrecorded,
+    // slower but right, and this device records no more (null says so).
+    std::fprintf(stderr, "hetinfer: %s: running decode steps unrecorded: %s\n", name().c_str(), e.what());
+    queue_ops();
+    return nullptr;
+  }
+}
+
+std::unique_ptr<Device::Recording> CudaDevice::capture(const std::function<void()>& queue_ops) {
   // Thread-local capture: other threads' CUDA calls (other devices' stages)
   // are not affected, and a forbidden call on this thread fails the capture.
   check(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal), "recording a step");
@@ -206,6 +223,7 @@ std::unique_ptr<Device::Recording> CudaDevice::record(const std::function<void()
   } catch (...) {
     cudaStreamEndCapture(stream_, &graph);
     if (graph) cudaGraphDestroy(graph);
+    (void)cudaGetLastError();  // so that the next launch's check does not report this capture
     throw;
   }
   check(cudaStreamEndCapture(stream_, &graph), "recording a step");

@@ -193,6 +193,10 @@ void Stage::run_layers_recorded(int64_t n) {
   if (rows_ || n > kRecordedTokens || !device_records_) return run_layers(n);
   auto it = recorded_.find(n);
   if (it != recorded_.end()) return it->second->replay();
+  // The first step of each size runs as it is, so that whatever a first run
+  // does once (CUDA loads a kernel's module at its first launch) happens
+  // outside a recording; the second is recorded.
+  if (unrecorded_sizes_.insert(n).second) return run_layers(n);
   std::unique_ptr<Device::Recording> recording = device_->record([&] { run_layers(n); });
   if (recording)
     recorded_.emplace(n, std::move(recording));

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <memory>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "../device/device.h"
@@ -63,6 +64,7 @@ class Stage {
   // Decode steps of n tokens queue the same ops on the same buffers every
   // time (a step's cells are read from the workspace): recorded once per n.
   std::unordered_map<int64_t, std::unique_ptr<Device::Recording>> recorded_;
+  std::unordered_set<int64_t> unrecorded_sizes_;  // step sizes run once, unrecorded, before recording
   bool device_records_ = true;  // false once the device has declined to record
 };
 
