@@ -10,11 +10,12 @@
 #          llama.cpp's llama-bench and llama-batched-bench on the same files
 #   sanitize  compute-sanitizer memcheck, then racecheck, over the CUDA op
 #          tests, each with the time that is left (a timeout is reported)
-# Prepare on a machine that reaches PyPI, then carry .llamacpp and .whl:
+# Prepare on a machine that reaches PyPI (the GPU machine reaches nothing):
 #   bash bench/fetch_llamacpp.sh && bash bench/build_llamacpp_cuda.sh
 #   python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 -d .whl gguf
-# There:  bash bench/cuda_session.sh        (STEPS="build test bench sanitize" picks)
-# $OUT receives summary.md (the comparison table, read by bench/cuda_summary.py)
+# There, carrying .llamacpp/llama-cuda-sm90.tar.xz and .whl, with timeout_s 600:
+#   bash bench/cuda_session.sh            (STEPS="build test bench sanitize" picks steps)
+# $OUT receives summary.md (the comparison table, made by bench/cuda_summary.py)
 # and session.tar.gz (every log and JSON): the tool brings back 8 files at most.
 # A rehearsal without a GPU (the plumbing, not the numbers):
 #   BENCH_DEVICES=cpu N_LAYER=1 BENCH_ARGS="-p 32 -n 8 -np 1,4 -r 1" bash bench/cuda_session.sh

@@ -223,6 +223,12 @@ def test_misaligned_and_out_of_range_offsets(tmp_path):
     expect_error(tmp_path, g.build(), "past the end of the file")
 
 
+def test_tensors_sharing_bytes(tmp_path):
+    g = small_model()
+    g.tensors[1].offset = 0  # w.weight over norm.weight's bytes
+    expect_error(tmp_path, g.build(), r"tensor 'w.weight' data \[\d+, \d+\) overlaps tensor 'norm.weight'")
+
+
 def test_bad_alignment(tmp_path):
     g = small_model().kv_u32("general.alignment", 48)
     expect_error(tmp_path, g.build(), "not a power of two")

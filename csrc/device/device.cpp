@@ -1,5 +1,6 @@
 #include "device.h"
 
+#include <algorithm>
 #include <cstring>
 #include <stdexcept>
 #include <utility>
@@ -10,6 +11,8 @@
 namespace hi {
 
 namespace {
+constexpr size_t kPlanarChunkBytes = size_t(8) << 20;  // host buffer for weights made planar on their way to a device
+
 const char* kind_name(MemKind kind) {
   switch (kind) {
     case MemKind::Weights: return "weights";
@@ -83,9 +86,16 @@ const uint8_t* Device::place_weights(const uint8_t* host, QType type, int64_t ro
   void* data = allocate(bytes, MemKind::Weights);
   try {
     if (planar_weights() && has_planar_rows(type)) {
-      std::vector<uint8_t> planar(bytes);  // (rows, row bytes) planar rows
-      make_planar_rows(type, host, planar.data(), rows, cols);
-      to_device(data, planar.data(), bytes);
+      // A few MiB of rows at a time: an output head of hundreds of MB needs no
+      // host copy of its own size (to_device returns once the bytes are copied).
+      const size_t rb = row_bytes(type, cols);
+      const int64_t chunk = std::max<int64_t>(1, int64_t(kPlanarChunkBytes / rb));
+      std::vector<uint8_t> planar(size_t(std::min(rows, chunk)) * rb);  // (<= chunk rows, row bytes) planar rows
+      for (int64_t r = 0; r < rows; r += chunk) {
+        const int64_t n = std::min(chunk, rows - r);
+        make_planar_rows(type, host + size_t(r) * rb, planar.data(), n, cols);
+        to_device(static_cast<uint8_t*>(data) + size_t(r) * rb, planar.data(), size_t(n) * rb);
+      }
     } else {
       to_device(data, host, bytes);
     }

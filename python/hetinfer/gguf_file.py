@@ -178,6 +178,17 @@ class GGUFFile:
             if tensor.name in self.tensors:
                 raise GGUFError(self.path, info[-1], f"duplicate tensor name {tensor.name!r}")
             self.tensors[tensor.name] = tensor
+        self._check_no_shared_bytes()
+
+    def _check_no_shared_bytes(self) -> None:
+        """No two tensors share bytes (llama.cpp wants them packed in order): a
+        file that says otherwise is damaged or hostile, and a device that copies
+        each tensor in its own layout would hold one of them wrong."""
+        by_start = sorted(self.tensors.values(), key=lambda t: t.offset)
+        for a, b in zip(by_start, by_start[1:]):
+            if b.offset < a.offset + a.nbytes:
+                raise GGUFError(self.path, b.offset, f"tensor {b.name!r} data [{b.offset}, {b.offset + b.nbytes}) "
+                                                     f"overlaps tensor {a.name!r} [{a.offset}, {a.offset + a.nbytes})")
 
     @staticmethod
     def _read_preamble(cur: _Cursor) -> int:
