@@ -18,7 +18,7 @@
 # $OUT receives summary.md (the comparison table, made by bench/cuda_summary.py)
 # and session.tar.gz (every log and JSON): the tool brings back 8 files at most.
 # A rehearsal without a GPU (the plumbing, not the numbers):
-#   BENCH_DEVICES=cpu N_LAYER=1 BENCH_ARGS="-p 32 -n 8 -np 1,4 -r 1" bash bench/cuda_session.sh
+#   BENCH_DEVICES=cpu N_LAYER=1 N_PROMPT=32 N_GEN=8 PARALLEL=1,4 REPS=1 bash bench/cuda_session.sh
 set -uo pipefail
 cd "$(dirname "$0")/.."
 T0=$(date +%s)
@@ -27,7 +27,7 @@ OUT="${OUT:-/tmp/hetinfer-cuda}"
 STEPS="${STEPS:-build test bench sanitize}"
 BENCH_DEVICES="${BENCH_DEVICES:-cuda:0}"
 N_LAYER="${N_LAYER:-32}"                     # Llama-3-8B has 32; a rehearsal takes fewer
-BENCH_ARGS="${BENCH_ARGS:--p 512 -n 128 -np 1,4,16 -r 3}"   # hetinfer's; llama.cpp's runs use these defaults
+N_PROMPT="${N_PROMPT:-512}" N_GEN="${N_GEN:-128}" PARALLEL="${PARALLEL:-1,4,16}" REPS="${REPS:-3}"  # both engines
 WORK=/tmp/hetinfer-cuda-work                 # logs and JSON, packed into $OUT at the end
 MODELS=/tmp/hetinfer-models
 LLAMA=/tmp/llama.cpp-bin
@@ -57,14 +57,16 @@ finish() {
 trap finish EXIT
 
 if [ -d .whl ]; then
-  python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site
+  python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl/*.whl &&
+    export PYTHONPATH=/tmp/site
 fi
 nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv 2>&1 | tee -a "$WORK/session.log"
 lib=$(find /usr/local /opt /usr/lib -name 'libcublas.so.13' 2>/dev/null | head -1)
 for pack in .llamacpp/llama-cuda-sm*.tar.xz; do   # prebuilt by bench/build_llamacpp_cuda.sh
-  [ -f "$pack" ] && mkdir -p "$LLAMA" && tar xJf "$pack" -C "$LLAMA" && log "llama.cpp from $pack, cuBLAS ${lib:-not found}"
+  [ -f "$pack" ] && mkdir -p "$LLAMA" && tar xJf "$pack" -C "$LLAMA" &&
+    log "llama.cpp from $pack, cuBLAS ${lib:-not found}"
 done
-export LD_LIBRARY_PATH="$LLAMA${lib:+:$(dirname "$lib")}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+llama_libs="$LLAMA${lib:+:$(dirname "$lib")}"   # for llama.cpp's programs alone
 
 if has build; then
   log "build (CUDA for the GPU present)"
@@ -73,16 +75,18 @@ if has build; then
   python3 -m hetinfer devices 2>&1 | tee -a "$WORK/session.log"
 fi
 
-if [[ "$BENCH_DEVICES" == cuda* ]]; then   # else the CUDA tests would skip, and a broken build read as skipped
-  python3 -c "from hetinfer import cuda_runtime as c; r = c.unavailable_reason(); print('CUDA backend:', r or 'available')
-raise SystemExit(1 if r else 0)" 2>&1 | tee -a "$WORK/session.log"
+# Else the CUDA tests would skip, and a broken build read as skipped.
+if [[ "$BENCH_DEVICES" == cuda* ]]; then
+  python3 -c "from hetinfer import cuda_runtime as c; r = c.unavailable_reason()
+print('CUDA backend:', r or 'available'); raise SystemExit(1 if r else 0)" 2>&1 | tee -a "$WORK/session.log"
   [ "${PIPESTATUS[0]}" = 0 ] || exit 1
 fi
 
 if has bench; then   # written while the tests run: CPU and disk, not the GPU
   (for q in Q4_0 Q4_K_M; do
      python3 -c "from hetinfer.testing import write_model as w; w('$MODELS/llama8b-$q.gguf', 'llama', '$q',
-       random_codes=True, n_embd=4096, n_layer=$N_LAYER, n_ff=14336, n_head=32, n_head_kv=8, n_vocab=32000, n_ctx_train=8192)"
+       random_codes=True, n_embd=4096, n_layer=$N_LAYER, n_ff=14336, n_head=32, n_head_kv=8, n_vocab=32000,
+       n_ctx_train=8192)"
    done
    python3 -c "from hetinfer.testing import write_model as w; w('$MODELS/gemma270m-Q4_K_M.gguf', 'gemma3', 'Q4_K_M',
      random_codes=True, n_embd=640, n_layer=18, n_head=4, n_head_kv=1, head_dim=256, n_ff=2048, n_vocab=262144,
@@ -106,13 +110,15 @@ if has bench; then
   models="$MODELS/llama8b-Q4_0.gguf $MODELS/llama8b-Q4_K_M.gguf $MODELS/gemma270m-Q4_K_M.gguf"
   for path in $models; do
     name=$(basename "${path%.gguf}")
-    step "hetinfer $name" 90 python3 -m hetinfer bench "$path" --devices "$BENCH_DEVICES" $BENCH_ARGS --json \
+    step "hetinfer $name" 90 python3 -m hetinfer bench "$path" --devices "$BENCH_DEVICES" -p "$N_PROMPT" -n "$N_GEN" \
+      -np "$PARALLEL" -r "$REPS" --json \
       > "$WORK/hetinfer-$name.json" 2> "$WORK/hetinfer-$name.err"
     if [ -x "$LLAMA/llama-bench" ]; then
-      step "llama-bench $name" 60 "$LLAMA/llama-bench" -m "$path" -ngl 99 -fa 1 -p 512 -n 128 -r 3 -o json \
-        > "$WORK/llamacpp-$name.json" 2> "$WORK/llamacpp-$name.err"
-      step "llama-batched-bench $name" 60 "$LLAMA/llama-batched-bench" -m "$path" -ngl 99 -fa on -c 4096 -npp 1 \
-        -ntg 128 -npl 4,16 --output-format jsonl > "$WORK/llamacpp-batched-$name.jsonl" 2>&1
+      step "llama-bench $name" 60 env LD_LIBRARY_PATH="$llama_libs" "$LLAMA/llama-bench" -m "$path" -ngl 99 -fa 1 \
+        -p "$N_PROMPT" -n "$N_GEN" -r "$REPS" -o json > "$WORK/llamacpp-$name.json" 2> "$WORK/llamacpp-$name.err"
+      step "llama-batched-bench $name" 60 env LD_LIBRARY_PATH="$llama_libs" "$LLAMA/llama-batched-bench" -m "$path" \
+        -ngl 99 -fa on -c 4096 -npp 1 -ntg "$N_GEN" -npl "${PARALLEL#1,}" --output-format jsonl \
+        > "$WORK/llamacpp-batched-$name.jsonl" 2>&1
     fi
     python3 bench/cuda_summary.py "$WORK" "$path" | tail -n +5   # this model's rows
   done
