@@ -31,28 +31,35 @@ N_PROMPT="${N_PROMPT:-512}" N_GEN="${N_GEN:-128}" PARALLEL="${PARALLEL:-1,4,16}"
 WORK=/tmp/hetinfer-cuda-work                 # logs and JSON, packed into $OUT at the end
 MODELS=/tmp/hetinfer-models
 LLAMA=/tmp/llama.cpp-bin
+rm -rf "$WORK"   # a rerun on a warm machine must not report the last run's files
 mkdir -p "$OUT" "$WORK" "$MODELS"
 exec 3>&1   # log() writes here, so a step's redirected output holds only its own
 
 log() { echo "== +$(( $(date +%s) - T0 ))s $*" | tee -a "$WORK/session.log" >&3; }
 has() { [[ " $STEPS " == *" $1 "* ]]; }
+seconds_left() { echo $(( DEADLINE - 25 - ($(date +%s) - T0) )); }
+# Everything so far into $OUT after every step: a call killed at its limit
+# still brings back what was measured before.
+pack() { tar czf "$OUT/session.tar.gz" -C "$WORK" .; }
 # step NAME MAX_SECONDS CMD...: runs CMD with at most MAX_SECONDS, fewer when
 # the deadline is closer; skips it when under 20 s are left. Logs rc and time.
 step() {
-  local name=$1 limit=$2; shift 2
-  local left=$(( DEADLINE - 25 - ($(date +%s) - T0) ))
+  local name=$1 limit=$2 left; shift 2
+  left=$(seconds_left)
   (( left < limit )) && limit=$left
   if (( limit < 20 )); then log "$name: skipped, ${left}s left"; return 1; fi
   local start=$(date +%s) rc
   timeout -k 5 "$limit" "$@"; rc=$?
-  log "$name: rc=$rc in $(( $(date +%s) - start ))s (limit ${limit}s)$( ((rc == 124)) && echo ', TIMED OUT')"
+  local late=""; ((rc == 124 || rc == 137)) && late=", TIMED OUT"
+  log "$name: rc=$rc in $(( $(date +%s) - start ))s (limit ${limit}s)$late"
+  pack
   return $rc
 }
 finish() {
   log "done"
   [ -n "${models:-}" ] && python3 bench/cuda_summary.py "$WORK" $models > "$WORK/summary.md" 2>> "$WORK/session.log"
   cp "$WORK/summary.md" "$OUT/" 2>/dev/null && cat "$WORK/summary.md"
-  tar czf "$OUT/session.tar.gz" -C "$WORK" .
+  pack
 }
 trap finish EXIT
 
@@ -104,15 +111,20 @@ fi
 
 if has bench; then
   log "device-to-device copy bandwidth"
-  nvcc -O3 -o /tmp/hbm_bandwidth bench/hbm_bandwidth.cu && step hbm 30 /tmp/hbm_bandwidth 4 20 > "$WORK/hbm.json"
+  step nvcc 60 nvcc -O3 -o /tmp/hbm_bandwidth bench/hbm_bandwidth.cu && step hbm 30 /tmp/hbm_bandwidth 4 20 \
+    > "$WORK/hbm.json"
   cat "$WORK/hbm.json"
-  wait "$writer"; log "models written: $(ls "$MODELS" | tr '\n' ' ')"
+  while kill -0 "$writer" 2> /dev/null && (( $(seconds_left) > 20 )); do sleep 1; done
+  kill "$writer" 2> /dev/null && log "models: writing stopped at the deadline"
+  wait "$writer"; log "models written (rc=$?): $(ls "$MODELS" | tr '\n' ' ')"
   models="$MODELS/llama8b-Q4_0.gguf $MODELS/llama8b-Q4_K_M.gguf $MODELS/gemma270m-Q4_K_M.gguf"
   for path in $models; do
     name=$(basename "${path%.gguf}")
-    step "hetinfer $name" 90 python3 -m hetinfer bench "$path" --devices "$BENCH_DEVICES" -p "$N_PROMPT" -n "$N_GEN" \
-      -np "$PARALLEL" -r "$REPS" --json \
-      > "$WORK/hetinfer-$name.json" 2> "$WORK/hetinfer-$name.err"
+    for p in ${PARALLEL//,/ }; do   # a run each, so one that times out loses only its own results
+      n_prompt=$N_PROMPT; (( p > 1 )) && n_prompt=0
+      step "hetinfer $name x$p" 60 python3 -m hetinfer bench "$path" --devices "$BENCH_DEVICES" -p "$n_prompt" \
+        -n "$N_GEN" -np "$p" -r "$REPS" --json > "$WORK/hetinfer-$name-x$p.json" 2> "$WORK/hetinfer-$name-x$p.err"
+    done
     if [ -x "$LLAMA/llama-bench" ]; then
       step "llama-bench $name" 60 env LD_LIBRARY_PATH="$llama_libs" "$LLAMA/llama-bench" -m "$path" -ngl 99 -fa 1 \
         -p "$N_PROMPT" -n "$N_GEN" -r "$REPS" -o json > "$WORK/llamacpp-$name.json" 2> "$WORK/llamacpp-$name.err"

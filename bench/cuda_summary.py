@@ -5,7 +5,7 @@ device-to-device copy bandwidth, against issue 5's targets.
     python bench/cuda_summary.py RESULTS_DIR MODEL.gguf [MODEL.gguf ...]
 
 RESULTS_DIR holds, for each model NAME (the file name without .gguf):
-hetinfer-NAME.json (`hetinfer bench --json`), llamacpp-NAME.json (`llama-bench
+hetinfer-NAME-xP.json (`hetinfer bench --json`, one per parallel count P), llamacpp-NAME.json (`llama-bench
 -o json`), llamacpp-batched-NAME.jsonl (`llama-batched-bench --output-format
 jsonl`), and hbm.json (bench/hbm_bandwidth.cu). Missing files leave blanks.
 Prints a markdown table.
@@ -18,6 +18,7 @@ import json
 import statistics
 from pathlib import Path
 
+from hetinfer.errors import GGUFError
 from hetinfer.gguf_file import open_gguf
 
 TG_VS_LLAMA_CPP = 1.2   # issue 5: tg >= 1.2x llama.cpp
@@ -25,11 +26,16 @@ TG_VS_COPY = 0.75       # and >= 75% of the measured copy bandwidth
 PP_VS_LLAMA_CPP = 1.0   # pp >= 1.0x llama.cpp
 
 
-def decode_bytes(path: Path) -> int:
+def decode_bytes(path: Path) -> int | None:
     """Bytes one decode step reads from the weights: every tensor but the
     embedding table, of which a step reads one row, unless the output head is
-    tied to it (then the head reads all of it)."""
-    with open_gguf(path) as f:
+    tied to it (then the head reads all of it). None when the file is missing
+    or unreadable (its writer failed): the other models' rows still come out."""
+    try:
+        f = open_gguf(path)
+    except GGUFError:
+        return None
+    with f:
         total = sum(t.nbytes for t in f.tensors.values())
         embd = f.tensors.get("token_embd.weight")
         tied = "output.weight" not in f.tensors
@@ -45,7 +51,8 @@ def load_json(path: Path):
 
 def hetinfer_rates(folder: Path, name: str) -> dict[str, float]:
     """test name ("pp512", "tg128", "tg128 x4") -> median tokens/s."""
-    return {r["test"]: r["tokens_per_second"] for r in load_json(folder / f"hetinfer-{name}.json") or []}
+    return {r["test"]: r["tokens_per_second"]
+            for path in sorted(folder.glob(f"hetinfer-{name}-x*.json")) for r in load_json(path) or []}
 
 
 def llama_cpp_rates(folder: Path, name: str) -> dict[str, float]:
@@ -89,7 +96,7 @@ def table(folder: Path, models: list[Path]) -> str:
             a, b = ours.get(test), theirs.get(test)
             ratio = a / b if a and b else None
             single_decode = test.startswith("tg") and " x" not in test
-            gbps = a * per_token / 1e9 if a and single_decode else None
+            gbps = a * per_token / 1e9 if a and per_token and single_decode else None
             share = gbps / copy_gbps if gbps and copy_gbps else None
             cells = [name, test, f"{a:.1f}" if a else "", f"{b:.1f}" if b else "",
                      f"{ratio:.2f}x" if ratio else "", f"{gbps:.0f}" if gbps else "",

@@ -51,7 +51,9 @@ class GraphRecording : public Device::Recording {
   void replay() override {
     const CurrentDevice current(ordinal_);
     const cudaError_t e = cudaGraphLaunch(exec_, stream_);
-    if (e != cudaSuccess) throw std::runtime_error(device_ + ": replaying a step failed: " + cudaGetErrorString(e));
+    if (e == cudaSuccess) return;
+    (void)cudaGetLastError();  // raised here: the next launch's check must not raise it again
+    throw std::runtime_error(device_ + ": replaying a step failed: " + cudaGetErrorString(e));
   }
 
  private:
@@ -59,6 +61,11 @@ class GraphRecording : public Device::Recording {
   cudaStream_t stream_;
   int ordinal_;
   std::string device_;
+};
+
+// A step that could not be captured, as opposed to an op that failed.
+struct CaptureFailed : std::runtime_error {
+  using std::runtime_error::runtime_error;
 };
 
 }  // namespace
@@ -204,9 +211,9 @@ std::unique_ptr<Device::Recording> CudaDevice::record(const std::function<void()
   const CurrentDevice current(ordinal_);
   try {
     return capture(queue_ops);
-  } catch (const std::exception& e) {
+  } catch (const CaptureFailed& e) {
     // A failed capture ran nothing, so the ops are still to run: unrecorded,
-    // slower but right, and this device records no more (null says so).
+    // slower but right; null tells the caller to record no more.
     std::fprintf(stderr, "hetinfer: %s: running decode steps unrecorded: %s\n", name().c_str(), e.what());
     queue_ops();
     return nullptr;
@@ -214,25 +221,37 @@ std::unique_ptr<Device::Recording> CudaDevice::record(const std::function<void()
 }
 
 std::unique_ptr<Device::Recording> CudaDevice::capture(const std::function<void()>& queue_ops) {
+  const auto failed = [&](cudaError_t e, const char* what) {
+    (void)cudaGetLastError();  // raised here: the next launch's check must not raise it again
+    return CaptureFailed(name() + ": " + what + " failed: " + cudaGetErrorString(e));
+  };
   // Thread-local capture: other threads' CUDA calls (other devices' stages)
   // are not affected, and a forbidden call on this thread fails the capture.
-  check(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal), "recording a step");
+  cudaError_t e = cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal);
+  if (e != cudaSuccess) throw failed(e, "beginning to record a step");
   cudaGraph_t graph = nullptr;
   try {
     queue_ops();
   } catch (...) {
-    cudaStreamEndCapture(stream_, &graph);
+    // The capture's fault when it ended invalid; else the op's own (a bad
+    // argument, a fault), which running it unrecorded would only raise again.
+    e = cudaStreamEndCapture(stream_, &graph);
     if (graph) cudaGraphDestroy(graph);
-    (void)cudaGetLastError();  // so that the next launch's check does not report this capture
+    if (e != cudaSuccess) throw failed(e, "recording a step");
     throw;
   }
-  check(cudaStreamEndCapture(stream_, &graph), "recording a step");
+  e = cudaStreamEndCapture(stream_, &graph);
+  if (e != cudaSuccess) throw failed(e, "recording a step");
   cudaGraphExec_t exec = nullptr;
-  const cudaError_t made = cudaGraphInstantiate(&exec, graph, 0);
+  e = cudaGraphInstantiate(&exec, graph, 0);
   cudaGraphDestroy(graph);
-  check(made, "instantiating a recorded step");
+  if (e != cudaSuccess) throw failed(e, "instantiating a recorded step");
   auto recording = std::make_unique<GraphRecording>(exec, stream_, ordinal_, name());
-  recording->replay();  // capturing queued nothing: run the ops now
+  try {
+    recording->replay();  // capturing queued nothing: run the ops now
+  } catch (const std::runtime_error& x) {
+    throw CaptureFailed(x.what());
+  }
   return recording;
 }
 

@@ -44,8 +44,8 @@ class CudaDevice : public Device {
   void attention(const float* q, int64_t n_q, int64_t n_head, const KVView& k, const KVView& v,
                  const AttnCells& cells, float scale, float softcap, float* out) override;
 
-  // A decode step as a CUDA graph; if capturing fails, the ops run unrecorded
-  // and null is returned (with the reason on stderr).
+  // A decode step as a CUDA graph; if it cannot be captured, the ops run
+  // unrecorded and null is returned (with the reason on stderr).
   std::unique_ptr<Recording> record(const std::function<void()>& queue_ops) override;
 
  protected:
@@ -60,7 +60,8 @@ class CudaDevice : public Device {
   // error into std::runtime_error naming this device.
   template <typename F>
   void run(F&& f);
-  // record's capture; throws when the step cannot be captured.
+  // record's capture: throws CaptureFailed when the step cannot be captured,
+  // and an op's own error as it is.
   std::unique_ptr<Recording> capture(const std::function<void()>& queue_ops);
 
   int ordinal_;
