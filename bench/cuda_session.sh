@@ -6,8 +6,9 @@
 #   test   the CUDA op and model tests
 #   bench  the copy bandwidth; random Llama-3-8B-shaped Q4_0 and Q4_K_M and
 #          Gemma-3-270M-shaped Q4_K_M models (the real Gemma wheel is too
-#          big to carry); hetinfer bench -p 512 -n 128 -np 1,4,16 beside
-#          llama.cpp's llama-bench and llama-batched-bench on the same files
+#          big to carry); hetinfer bench -p 512 -n 128, one run for each of
+#          -np 1, 4 and 16, beside llama.cpp's llama-bench and
+#          llama-batched-bench on the same files
 #   sanitize  compute-sanitizer memcheck, then racecheck, over the CUDA op
 #          tests, each with the time that is left (a timeout is reported)
 # Prepare on a machine that reaches PyPI (the GPU machine reaches nothing):
@@ -16,7 +17,9 @@
 # There, carrying .llamacpp/llama-cuda-sm90.tar.xz and .whl, with timeout_s 600:
 #   bash bench/cuda_session.sh            (STEPS="build test bench sanitize" picks steps)
 # $OUT receives summary.md (the comparison table, made by bench/cuda_summary.py)
-# and session.tar.gz (every log and JSON): the tool brings back 8 files at most.
+# and session.tar.gz (every log and JSON, packed again after every step, so a
+# call killed at its limit still brings back what it measured): the tool
+# brings back 8 files at most.
 # A rehearsal without a GPU (the plumbing, not the numbers):
 #   BENCH_DEVICES=cpu N_LAYER=1 N_PROMPT=32 N_GEN=8 PARALLEL=1,4 REPS=1 bash bench/cuda_session.sh
 set -uo pipefail
@@ -28,7 +31,7 @@ STEPS="${STEPS:-build test bench sanitize}"
 BENCH_DEVICES="${BENCH_DEVICES:-cuda:0}"
 N_LAYER="${N_LAYER:-32}"                     # Llama-3-8B has 32; a rehearsal takes fewer
 N_PROMPT="${N_PROMPT:-512}" N_GEN="${N_GEN:-128}" PARALLEL="${PARALLEL:-1,4,16}" REPS="${REPS:-3}"  # both engines
-WORK=/tmp/hetinfer-cuda-work                 # logs and JSON, packed into $OUT at the end
+WORK=/tmp/hetinfer-cuda-work                 # logs and JSON, packed into $OUT
 MODELS=/tmp/hetinfer-models
 LLAMA=/tmp/llama.cpp-bin
 rm -rf "$WORK"   # a rerun on a warm machine must not report the last run's files
