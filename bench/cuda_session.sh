@@ -72,9 +72,9 @@ if [ -d .whl ]; then
 fi
 nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv 2>&1 | tee -a "$WORK/session.log"
 lib=$(find /usr/local /opt /usr/lib -name 'libcublas.so.13' 2>/dev/null | head -1)
-for pack in .llamacpp/llama-cuda-sm*.tar.xz; do   # prebuilt by bench/build_llamacpp_cuda.sh
-  [ -f "$pack" ] && mkdir -p "$LLAMA" && tar xJf "$pack" -C "$LLAMA" &&
-    log "llama.cpp from $pack, cuBLAS ${lib:-not found}"
+for tarball in .llamacpp/llama-cuda-sm*.tar.xz; do   # prebuilt by bench/build_llamacpp_cuda.sh
+  [ -f "$tarball" ] && mkdir -p "$LLAMA" && tar xJf "$tarball" -C "$LLAMA" &&
+    log "llama.cpp from $tarball, cuBLAS ${lib:-not found}"
 done
 llama_libs="$LLAMA${lib:+:$(dirname "$lib")}"   # for llama.cpp's programs alone
 
@@ -93,14 +93,16 @@ print('CUDA backend:', r or 'available'); raise SystemExit(1 if r else 0)" 2>&1 
 fi
 
 if has bench; then   # written while the tests run: CPU and disk, not the GPU
-  (for q in Q4_0 Q4_K_M; do
-     python3 -c "from hetinfer.testing import write_model as w; w('$MODELS/llama8b-$q.gguf', 'llama', '$q',
-       random_codes=True, n_embd=4096, n_layer=$N_LAYER, n_ff=14336, n_head=32, n_head_kv=8, n_vocab=32000,
-       n_ctx_train=8192)"
-   done
-   python3 -c "from hetinfer.testing import write_model as w; w('$MODELS/gemma270m-Q4_K_M.gguf', 'gemma3', 'Q4_K_M',
-     random_codes=True, n_embd=640, n_layer=18, n_head=4, n_head_kv=1, head_dim=256, n_ff=2048, n_vocab=262144,
-     sliding_window=512, n_ctx_train=32768)") > "$WORK/models.log" 2>&1 &
+  models="$MODELS/llama8b-Q4_0.gguf $MODELS/llama8b-Q4_K_M.gguf $MODELS/gemma270m-Q4_K_M.gguf"   # as written below
+  python3 -c "
+from hetinfer.testing import write_model
+llama8b = dict(n_embd=4096, n_layer=$N_LAYER, n_ff=14336, n_head=32, n_head_kv=8, n_vocab=32000, n_ctx_train=8192)
+gemma270m = dict(n_embd=640, n_layer=18, n_head=4, n_head_kv=1, head_dim=256, n_ff=2048, n_vocab=262144,
+                 sliding_window=512, n_ctx_train=32768)
+for name, arch, quant, shape in (('llama8b-Q4_0', 'llama', 'Q4_0', llama8b),
+                                 ('llama8b-Q4_K_M', 'llama', 'Q4_K_M', llama8b),
+                                 ('gemma270m-Q4_K_M', 'gemma3', 'Q4_K_M', gemma270m)):
+    write_model(f'$MODELS/{name}.gguf', arch, quant, random_codes=True, **shape)" > "$WORK/models.log" 2>&1 &
   writer=$!
 fi
 
@@ -120,7 +122,6 @@ if has bench; then
   while kill -0 "$writer" 2> /dev/null && (( $(seconds_left) > 20 )); do sleep 1; done
   kill "$writer" 2> /dev/null && log "models: writing stopped at the deadline"
   wait "$writer"; log "models written (rc=$?): $(ls "$MODELS" | tr '\n' ' ')"
-  models="$MODELS/llama8b-Q4_0.gguf $MODELS/llama8b-Q4_K_M.gguf $MODELS/gemma270m-Q4_K_M.gguf"
   for path in $models; do
     name=$(basename "${path%.gguf}")
     for p in ${PARALLEL//,/ }; do   # a run each, so one that times out loses only its own results

@@ -2,6 +2,7 @@
 
 #include <cstdio>
 #include <stdexcept>
+#include <string>
 #include <utility>
 
 #include "../cpu/matmul.h"
@@ -15,6 +16,14 @@
 namespace hi {
 
 namespace {
+
+// "DEVICE: WHAT failed: REASON" for an error about to be raised, which is
+// cleared first: launches check cudaGetLastError, and must not report it again.
+// (A sticky error, a kernel fault, stays: every later call fails.)
+std::string raised(const std::string& device, cudaError_t e, const char* what) {
+  (void)cudaGetLastError();
+  return device + ": " + what + " failed: " + cudaGetErrorString(e);
+}
 
 // Makes a device current on the calling thread for a scope, restoring the previous one.
 class CurrentDevice {
@@ -51,9 +60,7 @@ class GraphRecording : public Device::Recording {
   void replay() override {
     const CurrentDevice current(ordinal_);
     const cudaError_t e = cudaGraphLaunch(exec_, stream_);
-    if (e == cudaSuccess) return;
-    (void)cudaGetLastError();  // raised here: the next launch's check must not raise it again
-    throw std::runtime_error(device_ + ": replaying a step failed: " + cudaGetErrorString(e));
+    if (e != cudaSuccess) throw std::runtime_error(raised(device_, e, "replaying a step"));
   }
 
  private:
@@ -71,11 +78,7 @@ struct CaptureFailed : std::runtime_error {
 }  // namespace
 
 void CudaDevice::check(cudaError_t e, const char* what) const {
-  if (e == cudaSuccess) return;
-  // Reported here, so clear it: launches check cudaGetLastError, which would
-  // report it again. (A sticky error, a kernel fault, stays: every later call fails.)
-  (void)cudaGetLastError();
-  throw std::runtime_error(name() + ": " + what + " failed: " + cudaGetErrorString(e));
+  if (e != cudaSuccess) throw std::runtime_error(raised(name(), e, what));
 }
 
 template <typename F>
@@ -221,14 +224,10 @@ std::unique_ptr<Device::Recording> CudaDevice::record(const std::function<void()
 }
 
 std::unique_ptr<Device::Recording> CudaDevice::capture(const std::function<void()>& queue_ops) {
-  const auto failed = [&](cudaError_t e, const char* what) {
-    (void)cudaGetLastError();  // raised here: the next launch's check must not raise it again
-    return CaptureFailed(name() + ": " + what + " failed: " + cudaGetErrorString(e));
-  };
   // Thread-local capture: other threads' CUDA calls (other devices' stages)
   // are not affected, and a forbidden call on this thread fails the capture.
   cudaError_t e = cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal);
-  if (e != cudaSuccess) throw failed(e, "beginning to record a step");
+  if (e != cudaSuccess) throw CaptureFailed(raised(name(), e, "beginning to record a step"));
   cudaGraph_t graph = nullptr;
   try {
     queue_ops();
@@ -237,15 +236,15 @@ std::unique_ptr<Device::Recording> CudaDevice::capture(const std::function<void(
     // argument, a fault), which running it unrecorded would only raise again.
     e = cudaStreamEndCapture(stream_, &graph);
     if (graph) cudaGraphDestroy(graph);
-    if (e != cudaSuccess) throw failed(e, "recording a step");
+    if (e != cudaSuccess) throw CaptureFailed(raised(name(), e, "recording a step"));
     throw;
   }
   e = cudaStreamEndCapture(stream_, &graph);
-  if (e != cudaSuccess) throw failed(e, "recording a step");
+  if (e != cudaSuccess) throw CaptureFailed(raised(name(), e, "recording a step"));
   cudaGraphExec_t exec = nullptr;
   e = cudaGraphInstantiate(&exec, graph, 0);
   cudaGraphDestroy(graph);
-  if (e != cudaSuccess) throw failed(e, "instantiating a recorded step");
+  if (e != cudaSuccess) throw CaptureFailed(raised(name(), e, "instantiating a recorded step"));
   auto recording = std::make_unique<GraphRecording>(exec, stream_, ordinal_, name());
   try {
     recording->replay();  // capturing queued nothing: run the ops now
