@@ -8,7 +8,9 @@
 #          Gemma-3-270M-shaped Q4_K_M models (the real Gemma wheel is too
 #          big to carry); hetinfer bench -p 512 -n 128, one run for each of
 #          -np 1, 4 and 16, beside llama.cpp's llama-bench and
-#          llama-batched-bench on the same files
+#          llama-batched-bench on the same files; for the Llama-shaped files
+#          also one-sequence decode with the weights held as the file's blocks
+#          (HETINFER_CUDA_WEIGHTS=blocks) instead of planar rows
 #   sanitize  compute-sanitizer memcheck, then racecheck, over the CUDA op
 #          tests, each with the time that is left (a timeout is reported)
 # Prepare on a machine that reaches PyPI (the GPU machine reaches nothing):
@@ -129,6 +131,11 @@ if has bench; then
       step "hetinfer $name x$p" 60 python3 -m hetinfer bench "$path" --devices "$BENCH_DEVICES" -p "$n_prompt" \
         -n "$N_GEN" -np "$p" -r "$REPS" --json > "$WORK/hetinfer-$name-x$p.json" 2> "$WORK/hetinfer-$name-x$p.err"
     done
+    if [[ "$BENCH_DEVICES" == cuda* && "$name" == llama8b* ]]; then   # the same decode with the file's blocks
+      step "hetinfer $name blocks" 60 env HETINFER_CUDA_WEIGHTS=blocks python3 -m hetinfer bench "$path" \
+        --devices "$BENCH_DEVICES" -p 0 -n "$N_GEN" -np 1 -r "$REPS" --json > "$WORK/blocks-$name-x1.json" \
+        2> "$WORK/blocks-$name-x1.err"
+    fi
     if [ -x "$LLAMA/llama-bench" ]; then
       step "llama-bench $name" 60 env LD_LIBRARY_PATH="$llama_libs" "$LLAMA/llama-bench" -m "$path" -ngl 99 -fa 1 \
         -p "$N_PROMPT" -n "$N_GEN" -r "$REPS" -o json > "$WORK/llamacpp-$name.json" 2> "$WORK/llamacpp-$name.err"

@@ -5,7 +5,9 @@ device-to-device copy bandwidth, against issue 5's targets.
     python bench/cuda_summary.py RESULTS_DIR MODEL.gguf [MODEL.gguf ...]
 
 RESULTS_DIR holds, for each model NAME (the file name without .gguf):
-hetinfer-NAME-xP.json (`hetinfer bench --json`, one per parallel count P), llamacpp-NAME.json (`llama-bench
+hetinfer-NAME-xP.json (`hetinfer bench --json`, one per parallel count P),
+blocks-NAME-xP.json (the same with HETINFER_CUDA_WEIGHTS=blocks: weights as
+the file's blocks, not planar rows), llamacpp-NAME.json (`llama-bench
 -o json`), llamacpp-batched-NAME.jsonl (`llama-batched-bench --output-format
 jsonl`), and hbm.json (bench/hbm_bandwidth.cu). Missing files leave blanks.
 Prints a markdown table.
@@ -49,10 +51,11 @@ def load_json(path: Path):
         return None
 
 
-def hetinfer_rates(folder: Path, name: str) -> dict[str, float]:
-    """test name ("pp512", "tg128", "tg128 x4") -> median tokens/s."""
+def hetinfer_rates(folder: Path, name: str, layout: str = "hetinfer") -> dict[str, float]:
+    """test name ("pp512", "tg128", "tg128 x4") -> median tokens/s; layout
+    "blocks": the runs with the weights as the file's blocks."""
     return {r["test"]: r["tokens_per_second"]
-            for path in sorted(folder.glob(f"hetinfer-{name}-x*.json")) for r in load_json(path) or []}
+            for path in sorted(folder.glob(f"{layout}-{name}-x*.json")) for r in load_json(path) or []}
 
 
 def llama_cpp_rates(folder: Path, name: str) -> dict[str, float]:
@@ -86,11 +89,13 @@ def verdict(test: str, ratio: float | None, copy_share: float | None) -> str:
 def table(folder: Path, models: list[Path]) -> str:
     hbm = load_json(folder / "hbm.json")
     copy_gbps = hbm["median_GBps"] if hbm else None
-    rows = ["| model | test | hetinfer t/s | llama.cpp t/s | ratio | decode GB/s | of copy | target |",
-            "|---|---|---:|---:|---:|---:|---:|---|"]
+    rows = ["| model | test | hetinfer t/s | llama.cpp t/s | ratio | decode GB/s | of copy | target "
+            "| blocks t/s | planar / blocks |",
+            "|---|---|---:|---:|---:|---:|---:|---|---:|---:|"]
     for path in models:
         name = path.name.removesuffix(".gguf")
         ours, theirs = hetinfer_rates(folder, name), llama_cpp_rates(folder, name)
+        blocks = hetinfer_rates(folder, name, "blocks")
         per_token = decode_bytes(path)
         for test in sorted(set(ours) | set(theirs), key=lambda t: (not t.startswith("pp"), len(t), t)):
             a, b = ours.get(test), theirs.get(test)
@@ -98,9 +103,11 @@ def table(folder: Path, models: list[Path]) -> str:
             single_decode = test.startswith("tg") and " x" not in test
             gbps = a * per_token / 1e9 if a and per_token and single_decode else None
             share = gbps / copy_gbps if gbps and copy_gbps else None
+            c = blocks.get(test)
             cells = [name, test, f"{a:.1f}" if a else "", f"{b:.1f}" if b else "",
                      f"{ratio:.2f}x" if ratio else "", f"{gbps:.0f}" if gbps else "",
-                     f"{share:.0%}" if share else "", verdict(test, ratio, share)]
+                     f"{share:.0%}" if share else "", verdict(test, ratio, share),
+                     f"{c:.1f}" if c else "", f"{a / c:.2f}x" if a and c else ""]
             rows.append("| " + " | ".join(cells) + " |")
     head = f"Copy bandwidth: {copy_gbps:.0f} GB/s ({hbm['device']})\n\n" if hbm else "Copy bandwidth: not measured\n\n"
     return head + "\n".join(rows)

@@ -69,10 +69,10 @@ V, I32, U32, I64, U64, F32 = (ctypes.c_void_p, ctypes.c_int, ctypes.c_uint32, ct
 SIGNATURES = {  # tests/cuda_emulator/entry.cpp; each returns 0 or 1 (hi_emu_error)
     "hi_emu_quantize_act": [I32, V, I64, I64, V],
     "hi_emu_cpu_quantize_activations": [I32, V, I64, I64, V],
-    "hi_emu_matmul": [U32, V, I64, I64, V, I64, V, V],
-    "hi_emu_mmvq": [U32, V, I64, I64, V, V, I64, V],
-    "hi_emu_mmq": [U32, V, I64, I64, V, V, I64, V],
-    "hi_emu_get_rows": [U32, V, I64, V, I64, F32, V],
+    "hi_emu_matmul": [U32, V, I64, I64, V, I64, V, V, I32],
+    "hi_emu_mmvq": [U32, V, I64, I64, V, V, I64, V, I32],
+    "hi_emu_mmq": [U32, V, I64, I64, V, V, I64, V, I32],
+    "hi_emu_get_rows": [U32, V, I64, V, I64, F32, V, I32],
     "hi_emu_set_rows": [U32, V, I64, V, I64, V],
     "hi_emu_rms_norm": [V, V, V, I64, I64, F32],
     "hi_emu_rope": [V, V, I64, I64, I64, I64, F32, F32, I32],
@@ -101,6 +101,11 @@ def act_bytes(t, n: int, k: int) -> int:
     if t.name in FLOAT_TYPES:
         return 0
     return n * (k // 256) * 292 if t.name in K_QUANTS else n * (k // 32) * 40
+
+
+def as_planar(t, w: np.ndarray, k: int) -> np.ndarray:
+    """w's rows of k values as planar rows (float rows stay as they are)."""
+    return w if t.name in FLOAT_TYPES else _core.planar_rows(int(t), w, k)
 
 
 class Guarded:
@@ -152,27 +157,35 @@ class Emulator:
                   ptr(out.a))
         return out.result()
 
-    def matmul(self, t, w: np.ndarray, rows: int, k: int, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    # planar=True: the weights (table) given are planar rows (as_planar), as a
+    # CUDA device holds placed weights.
+
+    def matmul(self, t, w: np.ndarray, rows: int, k: int, x: np.ndarray,
+               planar: bool = False) -> tuple[np.ndarray, np.ndarray]:
         """(y, the scratch: x's activation blocks for quantised types)."""
         n = len(x)
         y = Guarded(np.full((n, rows), np.nan, np.float32))
         scratch = Guarded(np.zeros(max(act_bytes(t, n, k), 1), np.uint8))
-        self.call("hi_emu_matmul", int(t), ptr(w), rows, k, ptr(x), n, ptr(y.a), ptr(scratch.a))
+        w = Guarded(w)  # 16-byte aligned
+        self.call("hi_emu_matmul", int(t), ptr(w.a), rows, k, ptr(x), n, ptr(y.a), ptr(scratch.a), int(planar))
         return y.result(), scratch.result()
 
-    def mmvq(self, t, w: np.ndarray, rows: int, k: int, x: np.ndarray, act: np.ndarray | None) -> np.ndarray:
+    def mmvq(self, t, w: np.ndarray, rows: int, k: int, x: np.ndarray, act: np.ndarray | None,
+             planar: bool = False) -> np.ndarray:
         y = Guarded(np.full((len(x), rows), np.nan, np.float32))
-        self.call("hi_emu_mmvq", int(t), ptr(w), rows, k, ptr(x), ptr(act), len(x), ptr(y.a))
+        self.call("hi_emu_mmvq", int(t), ptr(w), rows, k, ptr(x), ptr(act), len(x), ptr(y.a), int(planar))
         return y.result()
 
-    def mmq(self, t, w: np.ndarray, rows: int, k: int, x: np.ndarray, act: np.ndarray | None) -> np.ndarray:
+    def mmq(self, t, w: np.ndarray, rows: int, k: int, x: np.ndarray, act: np.ndarray | None,
+            planar: bool = False) -> np.ndarray:
         y = Guarded(np.full((len(x), rows), np.nan, np.float32))
-        self.call("hi_emu_mmq", int(t), ptr(w), rows, k, ptr(x), ptr(act), len(x), ptr(y.a))
+        self.call("hi_emu_mmq", int(t), ptr(w), rows, k, ptr(x), ptr(act), len(x), ptr(y.a), int(planar))
         return y.result()
 
-    def get_rows(self, t, table: np.ndarray, cols: int, ids: np.ndarray, scale: float) -> np.ndarray:
+    def get_rows(self, t, table: np.ndarray, cols: int, ids: np.ndarray, scale: float,
+                 planar: bool = False) -> np.ndarray:
         out = Guarded(np.full((len(ids), cols), np.nan, np.float32))
-        self.call("hi_emu_get_rows", int(t), ptr(table), cols, ptr(ids), len(ids), scale, ptr(out.a))
+        self.call("hi_emu_get_rows", int(t), ptr(table), cols, ptr(ids), len(ids), scale, ptr(out.a), int(planar))
         return out.result()
 
     def set_rows(self, t, table: np.ndarray, cols: int, ids: np.ndarray, src: np.ndarray) -> np.ndarray:
@@ -322,10 +335,43 @@ def test_mmvq(emu, cpu, rng, t, n):
     w = random_weights(t, rows, k, rng)
     x = rng.standard_normal((n, k)).astype(np.float32)
     y, scratch = emu.matmul(t, w, rows, k, x)
-    assert emu.take_log()[-1] == "mmvq_kernel<T>"
+    float_rows = t.name in FLOAT_TYPES
+    assert emu.take_log()[-1] == "mmvq_kernel<T, RowLayout::Blocks>"
     assert rel_err(y, _core.matmul(int(t), w, rows, k, x, device=cpu)) < 1e-5
-    if t.name not in FLOAT_TYPES:
+    if not float_rows:
         np.testing.assert_array_equal(scratch, emu.quantize_act(256 if t.name in K_QUANTS else 32, x, cpu=True))
+    # Planar rows of a width that is no multiple of 8 blocks: read through
+    # Planar<T> byte by byte, the same integer sums and float ops.
+    y_planar, _ = emu.matmul(t, as_planar(t, w, k), rows, k, x, planar=True)
+    assert emu.take_log()[-1] == f"mmvq_kernel<T, RowLayout::{'Blocks' if float_rows else 'Planar'}>"
+    np.testing.assert_array_equal(y_planar.view(np.uint32), y.view(np.uint32))
+
+
+WIDE_READERS = {"Q4_0", "Q8_0", "Q4_K", "Q6_K"}  # kernels/cuda/chunk_words.cuh: has_wide_reader
+
+
+@pytest.mark.parametrize("t", [t for t in TYPES if t.values[0].name not in FLOAT_TYPES])
+@pytest.mark.parametrize("n", [1, 3])
+def test_mmvq_planar_16_byte_planes(emu, cpu, rng, t, n):
+    """Planar rows of 8 blocks (16-byte aligned planes) take the 16-byte reads
+    where a type has them; a base 2 bytes off 16 takes the byte reads. Every
+    layout gives the same y, bit for bit, within 1e-5 of the CPU."""
+    rows, k = 9, 8 * (256 if t.name in K_QUANTS else 32)
+    w = random_weights(t, rows, k, rng)
+    x = rng.standard_normal((n, k)).astype(np.float32)
+    act = emu.quantize_act(256 if t.name in K_QUANTS else 32, x, cpu=True)
+    blocks = emu.mmvq(t, w, rows, k, x, act)
+    planar = Guarded(as_planar(t, w, k))
+    assert planar.a.ctypes.data % 16 == 0
+    emu.take_log()
+    wide = emu.mmvq(t, planar.a, rows, k, x, act, planar=True)
+    assert emu.take_log() == ["mmvq_kernel<T, kWide>"]  # Planar16 where t.name in WIDE_READERS, else Planar
+    shifted = Guarded(as_planar(t, w, k), offset=2)
+    narrow = emu.mmvq(t, shifted.a, rows, k, x, act, planar=True)
+    assert emu.take_log() == ["mmvq_kernel<T, RowLayout::Planar>"]
+    np.testing.assert_array_equal(wide.view(np.uint32), blocks.view(np.uint32))
+    np.testing.assert_array_equal(narrow.view(np.uint32), blocks.view(np.uint32))
+    assert rel_err(blocks, _core.matmul(int(t), w, rows, k, x, device=cpu)) < 1e-5
 
 
 @pytest.mark.parametrize("t", [pytest.param(t, id=t.name) for t in map(qtype, ["F16", "Q5_1", "Q6_K"])])
@@ -340,11 +386,12 @@ def test_mmvq_more_tokens_than_a_pass(emu, cpu, rng, t):
 
 @pytest.mark.parametrize("t", TYPES)
 @pytest.mark.parametrize("rows,n", [(67, 70), (64, 9)])  # partial row and token tiles; the fewest tokens mmq takes
-def test_mmq(emu, cpu, rng, t, rows, n):
+@pytest.mark.parametrize("planar", [False, True], ids=["blocks", "planar"])
+def test_mmq(emu, cpu, rng, t, rows, n, planar):
     k = matmul_k(t)
     w = random_weights(t, rows, k, rng)
     x = rng.standard_normal((n, k)).astype(np.float32)
-    y, _ = emu.matmul(t, w, rows, k, x)
+    y, _ = emu.matmul(t, as_planar(t, w, k) if planar else w, rows, k, x, planar=planar)
     if t.name in FLOAT_TYPES:
         assert emu.take_log() == ["mmq_float<T>"]
         assert rel_err(y, _core.matmul(int(t), w, rows, k, x, device=cpu)) < 1e-5
@@ -375,19 +422,21 @@ def test_matmul_rejects_bad_arguments(emu):
     with pytest.raises(RuntimeError, match="not a multiple"):
         emu.matmul(qtype("Q4_0"), np.zeros(1024, np.uint8), 3, 48, x)
     with pytest.raises(RuntimeError, match="unsupported weight type id 4"):
-        emu.call("hi_emu_mmvq", 4, None, 1, 32, None, None, 1, None)
+        emu.call("hi_emu_mmvq", 4, None, 1, 32, None, None, 1, None, 0)
 
 
 # ---- rows ----------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("t", TYPES)
-def test_get_rows(emu, cpu, rng, t):
+@pytest.mark.parametrize("planar", [False, True], ids=["blocks", "planar"])
+def test_get_rows(emu, cpu, rng, t, planar):
     rows, cols = 20, (301 if t.name in FLOAT_TYPES else 512)
     table = rng.integers(0, 256, rows * row_bytes(t, cols), dtype=np.uint8)  # every bit pattern, NaNs included
     ids = rng.integers(0, rows, 20).astype(np.int32)  # > 128 chunks: two blocks, rows split between them
+    given = as_planar(t, table, cols) if planar else table
     for scale in (1.0, 0.37):
-        y = emu.get_rows(t, table, cols, ids, scale)
+        y = emu.get_rows(t, given, cols, ids, scale, planar=planar)
         ref = _core.get_rows(int(t), table, cols, ids, scale, device=cpu)
         np.testing.assert_array_equal(y.view(np.uint32), ref.view(np.uint32))
 

@@ -131,6 +131,33 @@ def test_get_rows_of_a_cache(rng, device, name):
     np.testing.assert_array_equal(y.view(np.uint32), dequantize_bytes(table, t, (rows, cols))[ids].view(np.uint32))
 
 
+@pytest.mark.parametrize("name", ["Q4_0", "Q8_0", "Q4_K", "Q6_K", "Q5_K"])
+def test_cuda_weight_layouts_agree(rng, cuda0, monkeypatch, name):
+    """A CUDA device holds weights as planar rows, read with 16-byte loads at
+    widths of 8 blocks (kernels/cuda/chunk_words.cuh), or as the file's blocks
+    (HETINFER_CUDA_WEIGHTS=blocks): the matvec, the tiled matmul and get_rows
+    give the same bits either way (the same integer sums and float ops)."""
+    from hetinfer.devices import make_device
+
+    t = qtype(name)
+    rows, k = 70, 8 * 256  # Planar16 for every type
+    w = random_weights(t, rows, k, rng)
+    x = rng.standard_normal((24, k)).astype(np.float32)
+    ids = rng.integers(0, rows, 9).astype(np.int32)
+    results = {}
+    for layout in ("planar", "blocks"):
+        monkeypatch.setenv("HETINFER_CUDA_WEIGHTS", layout)
+        dev = make_device(cuda0)
+        results[layout] = [_core.matmul(int(t), w, rows, k, x[:n], device=dev) for n in (1, 8, 24)]
+        results[layout].append(_core.get_rows(int(t), w, k, ids, device=dev))
+    for planar, blocks in zip(results["planar"], results["blocks"]):
+        np.testing.assert_array_equal(planar.view(np.uint32), blocks.view(np.uint32))
+    assert rel_err(results["planar"][0], _core.matmul(int(t), w, rows, k, x[:1])) < 1e-5
+    monkeypatch.setenv("HETINFER_CUDA_WEIGHTS", "rows")
+    with pytest.raises(RuntimeError, match="HETINFER_CUDA_WEIGHTS=rows: expected planar"):
+        make_device(cuda0)
+
+
 @pytest.mark.parametrize("name", ["F32", "F16", "Q8_0", "Q4_0"])
 def test_set_rows(rng, device, name):
     rows, cols = 12, 256

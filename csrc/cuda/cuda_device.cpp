@@ -1,6 +1,7 @@
 #include "cuda_device.h"
 
 #include <cstdio>
+#include <cstdlib>
 #include <stdexcept>
 #include <string>
 #include <utility>
@@ -70,6 +71,18 @@ class GraphRecording : public Device::Recording {
   std::string device_;
 };
 
+// How a CUDA device holds quantised weights: planar rows, which the decode
+// matvec reads with 16-byte loads (kernels/cuda/chunk_words.cuh), unless
+// HETINFER_CUDA_WEIGHTS=blocks keeps the file's blocks: both stay so that one
+// session on a GPU times them side by side (bench/cuda_session.sh).
+bool planar_from_environment() {
+  const char* v = std::getenv("HETINFER_CUDA_WEIGHTS");
+  const std::string layout = v ? v : "";
+  if (layout.empty() || layout == "planar") return true;
+  if (layout == "blocks") return false;
+  throw std::invalid_argument("HETINFER_CUDA_WEIGHTS=" + layout + ": expected planar (the default) or blocks");
+}
+
 // A step that could not be captured, as opposed to an op that failed.
 struct CaptureFailed : std::runtime_error {
   using std::runtime_error::runtime_error;
@@ -91,7 +104,8 @@ void CudaDevice::run(F&& f) {
   }
 }
 
-CudaDevice::CudaDevice(int ordinal, std::string name, size_t cap) : Device(std::move(name), cap), ordinal_(ordinal) {
+CudaDevice::CudaDevice(int ordinal, std::string name, size_t cap)
+    : Device(std::move(name), cap), ordinal_(ordinal), planar_(planar_from_environment()) {
   int count = 0;
   check(cudaGetDeviceCount(&count), "counting CUDA devices");
   if (ordinal < 0 || ordinal >= count)
@@ -166,7 +180,7 @@ void CudaDevice::matmul(QType type, const uint8_t* w, int64_t rows, int64_t k, c
     own = DeviceBuffer(*this, hi::matmul_scratch_bytes(type, n, k), MemKind::Compute);
     scratch = own.as<void>();
   }
-  run([&] { cuda::matmul(type, w, rows, k, x, n, y, scratch, stream_); });
+  run([&] { cuda::matmul(type, w, rows, k, x, n, y, scratch, planar_, stream_); });
   if (own.bytes()) synchronize();  // before `own` goes
 }
 
@@ -195,9 +209,10 @@ void CudaDevice::softcap(float* x, int64_t n, float cap) {
   run([&] { cuda::softcap(x, n, cap, stream_); });
 }
 
-void CudaDevice::get_rows(QType type, Table, const uint8_t* table, int64_t cols, const int32_t* ids, int64_t n,
+void CudaDevice::get_rows(QType type, Table kind, const uint8_t* table, int64_t cols, const int32_t* ids, int64_t n,
                           float scale, float* out) {
-  run([&] { cuda::get_rows(type, table, cols, ids, n, scale, out, stream_); });
+  const bool planar = planar_ && kind == Table::Weights;
+  run([&] { cuda::get_rows(type, table, cols, ids, n, scale, out, planar, stream_); });
 }
 
 void CudaDevice::set_rows(QType type, uint8_t* table, int64_t cols, const int32_t* ids, int64_t n, const float* src) {

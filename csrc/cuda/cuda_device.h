@@ -23,6 +23,7 @@ class CudaDevice : public Device {
   ~CudaDevice() override;
 
   bool host_memory() const override { return false; }
+  bool planar_weights() const override { return planar_; }
   void to_device(void* dst, const void* host, size_t bytes) override;
   void to_host(void* host, const void* src, size_t bytes) override;
   void copy(void* dst, const void* src, size_t bytes) override;
@@ -65,6 +66,7 @@ class CudaDevice : public Device {
   std::unique_ptr<Recording> capture(const std::function<void()>& queue_ops);
 
   int ordinal_;
+  bool planar_;                    // quantised weights held as planar rows (HETINFER_CUDA_WEIGHTS)
   cudaStream_t stream_ = nullptr;  // every op of this device, in order
 };
 

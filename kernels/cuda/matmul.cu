@@ -16,7 +16,7 @@
 namespace hi::cuda {
 
 void matmul(QType type, const uint8_t* w, int64_t rows, int64_t k, const float* x, int64_t n, float* y,
-            void* scratch, cudaStream_t stream) {
+            void* scratch, bool planar, cudaStream_t stream) {
   with_weight_type(type, "matmul", [](auto, const char*) {});  // throws for a type outside the 13
   const QTypeInfo& info = qtype_info(type);
   if (rows < 0 || n < 0 || k < 0) throw std::invalid_argument("matmul: negative size");
@@ -31,9 +31,9 @@ void matmul(QType type, const uint8_t* w, int64_t rows, int64_t k, const float* 
     act = static_cast<const uint8_t*>(scratch);
   }
   if (n <= kMatvecTokens)
-    mmvq(type, w, rows, k, x, act, n, y, stream);
+    mmvq(type, w, rows, k, x, act, n, y, planar, stream);
   else
-    mmq(type, w, rows, k, x, act, n, y, stream);
+    mmq(type, w, rows, k, x, act, n, y, planar, stream);
 }
 
 }  // namespace hi::cuda

@@ -8,7 +8,7 @@
 // Block: 64 rows x 64 tokens, 128 threads = 4 warps as 2 (rows) x 2 (tokens),
 // each warp 32 rows x 32 tokens = 2 x 4 MMA tiles of 16 rows x 8 tokens. Per
 // step of kKC = 4 chunks (128 values) of k:
-//   - 128 threads unpack the 64 x 4 weight chunks (unpack_chunk, two each)
+//   - 128 threads unpack the 64 x 4 weight chunks (unpack_row_chunk, two each)
 //     into shared memory as int8 codes plus (s0, s1, m0, m1) per chunk;
 //   - they copy the 64 tokens' activation codes (4-byte words) and
 //     (d, sum0, sum1) per chunk;
@@ -118,9 +118,8 @@ __device__ __forceinline__ void mma_s8(int (&d)[4], int a0, int a1, int b0) {
 template <typename T>
 __global__ void __launch_bounds__(kQThreads, 4)  // <= 128 registers: 4 blocks (16 warps) per SM
     mmq_quant(const uint8_t* __restrict__ w, int64_t rows, int64_t k, const uint8_t* __restrict__ act, int64_t n,
-              float* __restrict__ y, int64_t token_tiles) {
+              float* __restrict__ y, bool planar, int64_t token_tiles) {
   using A = ActFor<T>;
-  constexpr int C = TypeInfo<T>::chunks;
   constexpr bool kOffset = HasOffset<T>::value;
   __shared__ __align__(16) QuantTiles tiles;
 
@@ -151,7 +150,7 @@ __global__ void __launch_bounds__(kQThreads, 4)  // <= 128 registers: 4 blocks (
       if (r0 + wr < rows && wc < kc) {
         const int64_t c = c0 + wc;
         Chunk ch;
-        unpack_chunk(reinterpret_cast<const T*>(w + (r0 + wr) * rb)[c / C], int(c % C), ch);
+        unpack_row_chunk<T>(w + (r0 + wr) * rb, k, c, planar, ch);
         load_words(ch.q, q);
         sm = make_float4(ch.s[0], ch.s[1], ch.m[0], ch.m[1]);
       }
@@ -289,7 +288,7 @@ __global__ void __launch_bounds__(kFThreads)
 }  // namespace
 
 void mmq(QType type, const uint8_t* w, int64_t rows, int64_t k, const float* x, const uint8_t* act, int64_t n,
-         float* y, cudaStream_t stream) {
+         float* y, bool planar, cudaStream_t stream) {
   with_weight_type(type, "mmq", [&](auto tag, const char* name) {
     using T = WeightOf<decltype(tag)>;
     if (rows <= 0 || n <= 0) return;
@@ -301,7 +300,7 @@ void mmq(QType type, const uint8_t* w, int64_t rows, int64_t k, const float* x, 
     if constexpr (TypeInfo<T>::is_float) {
       mmq_float<T><<<grid, kFThreads, 0, stream>>>(w, rows, k, x, n, y, token_tiles);
     } else {
-      mmq_quant<T><<<grid, kQThreads, 0, stream>>>(w, rows, k, act, n, y, token_tiles);
+      mmq_quant<T><<<grid, kQThreads, 0, stream>>>(w, rows, k, act, n, y, planar, token_tiles);
     }
     check_launch((std::string("mmq ") + name).c_str());
   });

@@ -1,17 +1,21 @@
 // Matvec for decode (mmvq.cuh): y (n, rows) = x W^T for a few tokens.
 //
-// Kernels (13): mmvq_kernel<T> for T in f32_t f16_t bf16_t block_q4_0 block_q4_1
-// block_q5_0 block_q5_1 block_q8_0 block_q2_K block_q3_K block_q4_K block_q5_K
-// block_q6_K.
+// Kernels (30): mmvq_kernel<T, L> for
+//   T in f32_t f16_t bf16_t, L Blocks (float rows have one layout);
+//   T in block_q4_0 block_q4_1 block_q5_0 block_q5_1 block_q8_0 block_q2_K
+//     block_q3_K block_q4_K block_q5_K block_q6_K, L Blocks and Planar;
+//   T in block_q4_0 block_q8_0 block_q4_K block_q6_K, L Planar16
+// (chunk_words.cuh: the row layouts and what each reads with 16-byte loads).
 //
 // One warp per output row, kRowsPerBlock rows (warps) per block. Quantised
 // weights: lane l takes the row's 32-value chunks l, l+32, ... (a warp reads
-// neighbouring chunks), unpacks each once (unpack_chunk: byte reads, so any
-// row alignment is fine) and dots it with every token's activation chunk by
-// dp4a, adding chunk_result (the CPU's chunk_dot float ops) per token; one
-// warp_sum per token. Float weights: lane l takes elements l, l+32, ... (fully
+// neighbouring chunks), reads each once as code words (ChunkReader) and dots
+// it with every token's activation chunk by dp4a, adding chunk_result (the
+// CPU's chunk_dot float ops) per token; one warp_sum per token. The integer
+// sums and every float op are the same in all layouts, so y is too. Float weights: lane l takes elements l, l+32, ... (fully
 // coalesced) with FMAs. Tokens go in batches of kTok with a fixed-size
 // accumulator array, so n > kTok also works (the caller sends n <= 8).
+#include "chunk_words.cuh"
 #include "cuda_common.cuh"
 #include "mmvq.cuh"
 #include "weight_types.cuh"
@@ -22,7 +26,7 @@ namespace {
 constexpr int kRowsPerBlock = 4;  // 128 threads
 constexpr int kTok = 8;           // tokens per pass, = kMatvecTokens
 
-template <typename T>
+template <typename T, RowLayout L>
 __global__ void __launch_bounds__(kRowsPerBlock* kWarp)
     mmvq_kernel(const uint8_t* __restrict__ w, int64_t rows, int64_t k, const float* __restrict__ x,
                 const uint8_t* __restrict__ act, int64_t n, float* __restrict__ y) {
@@ -46,28 +50,28 @@ __global__ void __launch_bounds__(kRowsPerBlock* kWarp)
       }
     } else {
       using A = ActFor<T>;
-      constexpr int C = TypeInfo<T>::chunks;
-      const T* blocks = reinterpret_cast<const T*>(row);
+      using R = ChunkReader<T, L>;
       const int64_t nc = n_chunks(k), arb = act_row_bytes<T>(k);
       const uint8_t* act0 = act + t0 * arb;
       for (int64_t c = lane; c < nc; c += kWarp) {
-        Chunk ch;
-        unpack_chunk(blocks[c / C], int(c % C), ch);
-        int32_t wq[QK / 4];
-        load_words(ch.q, wq);
+        ChunkWords wc;
+        R::read(row, k, c, wc);
 #pragma unroll
         for (int t = 0; t < kTok; ++t) {
           if (t < nt) {
-            const ActChunk a = act_chunk(reinterpret_cast<const A*>(act0 + t * arb), c);
-            int32_t xq[QK / 4];
-            load_words(a.qs, xq);
+            ActWords a;
+            read_act(reinterpret_cast<const A*>(act0 + t * arb), c, a);
             int i0 = 0, i1 = 0;
 #pragma unroll
             for (int i = 0; i < QK / 8; ++i) {
-              i0 = __dp4a(wq[i], xq[i], i0);
-              i1 = __dp4a(wq[i + QK / 8], xq[i + QK / 8], i1);
+              i0 = __dp4a(wc.q[i], a.q[i], i0);
+              i1 = __dp4a(wc.q[i + QK / 8], a.q[i + QK / 8], i1);
             }
-            acc[t] = __fadd_rn(acc[t], chunk_result(a.d, ch.s, ch.m, i0, i1, a.sum[0], a.sum[1]));
+            if constexpr (R::kZero != 0) {
+              i0 -= R::kZero * a.sum[0];
+              i1 -= R::kZero * a.sum[1];
+            }
+            acc[t] = __fadd_rn(acc[t], chunk_result(a.d, wc.s, wc.m, i0, i1, a.sum[0], a.sum[1]));
           }
         }
       }
@@ -85,13 +89,30 @@ __global__ void __launch_bounds__(kRowsPerBlock* kWarp)
 }  // namespace
 
 void mmvq(QType type, const uint8_t* w, int64_t rows, int64_t k, const float* x, const uint8_t* act, int64_t n,
-          float* y, cudaStream_t stream) {
+          float* y, bool planar, cudaStream_t stream) {
   with_weight_type(type, "mmvq", [&](auto tag, const char* name) {
     using T = WeightOf<decltype(tag)>;
     if (rows <= 0 || n <= 0) return;
-    const int64_t grid = (rows + kRowsPerBlock - 1) / kRowsPerBlock;
-    if (grid > int64_t(0x7fffffff)) throw std::invalid_argument("mmvq: too many rows");
-    mmvq_kernel<T><<<unsigned(grid), kRowsPerBlock * kWarp, 0, stream>>>(w, rows, k, x, act, n, y);
+    const int64_t grid64 = (rows + kRowsPerBlock - 1) / kRowsPerBlock;
+    if (grid64 > int64_t(0x7fffffff)) throw std::invalid_argument("mmvq: too many rows");
+    const unsigned grid = unsigned(grid64), threads = kRowsPerBlock * kWarp;
+    if constexpr (TypeInfo<T>::is_float) {
+      mmvq_kernel<T, RowLayout::Blocks><<<grid, threads, 0, stream>>>(w, rows, k, x, act, n, y);
+    } else {
+      // read_act's loads: 40-byte blocks (every token's row 8-byte aligned when
+      // the first is) by 8 bytes, 292-byte ones by 4.
+      constexpr uintptr_t kActAlign = TypeInfo<T>::values == QK ? 8 : 4;
+      if (reinterpret_cast<uintptr_t>(act) % kActAlign != 0)
+        throw std::invalid_argument("mmvq: activation blocks not " + std::to_string(kActAlign) + "-byte aligned");
+      const bool planes_16_aligned = (k / TypeInfo<T>::values) % 8 == 0 && reinterpret_cast<uintptr_t>(w) % 16 == 0;
+      constexpr RowLayout kWide = has_wide_reader<T>() ? RowLayout::Planar16 : RowLayout::Planar;
+      if (!planar)
+        mmvq_kernel<T, RowLayout::Blocks><<<grid, threads, 0, stream>>>(w, rows, k, x, act, n, y);
+      else if (planes_16_aligned)
+        mmvq_kernel<T, kWide><<<grid, threads, 0, stream>>>(w, rows, k, x, act, n, y);
+      else
+        mmvq_kernel<T, RowLayout::Planar><<<grid, threads, 0, stream>>>(w, rows, k, x, act, n, y);
+    }
     check_launch((std::string("mmvq ") + name).c_str());
   });
 }

@@ -17,6 +17,7 @@
 
 #include "cuda_common.cuh"
 #include "qtypes.h"
+#include "weight_types.cuh"
 
 namespace hi::cuda {
 
@@ -34,7 +35,7 @@ __device__ __forceinline__ int staged(int64_t p) { return int(p + p / QK); }
 
 template <typename T>
 __global__ void __launch_bounds__(kGetThreads) get_rows_kernel(const uint8_t* table, int64_t cols, const int32_t* ids,
-                                                               int64_t n, float scale, float* out) {
+                                                               int64_t n, float scale, float* out, bool planar) {
   __shared__ float stage[kGetThreads * QK + kGetThreads];
   const int64_t nc = n_chunks(cols), total = n * nc, rb = row_bytes<T>(cols);
   for (int64_t i0 = int64_t(blockIdx.x) * kGetThreads; i0 < total; i0 += int64_t(gridDim.x) * kGetThreads) {
@@ -46,7 +47,7 @@ __global__ void __launch_bounds__(kGetThreads) get_rows_kernel(const uint8_t* ta
     if (i < total) {
       const int64_t r = i / nc, c = i % nc;
       float v[QK];  // (32,)
-      const int m = chunk_values<T>(table + int64_t(ids[r]) * rb, cols, c, v);
+      const int m = chunk_values<T>(table + int64_t(ids[r]) * rb, cols, c, v, planar);
       const int64_t at = r * cols + c * QK - first;
       // Two loops, not a select: a select may become v * (scale or 1), which
       // would touch NaN bits that a copy keeps.
@@ -137,10 +138,10 @@ __global__ void __launch_bounds__(kSetThreads) set_rows_kernel(uint8_t* table, i
 
 template <typename T>
 void launch_get(const uint8_t* table, int64_t cols, const int32_t* ids, int64_t n, float scale, float* out,
-                cudaStream_t stream) {
+                bool planar, cudaStream_t stream) {
   const int64_t chunks = n * n_chunks(cols);
   get_rows_kernel<T><<<grid_for((chunks + kGetThreads - 1) / kGetThreads), kGetThreads, 0, stream>>>(
-      table, cols, ids, n, scale, out);
+      table, cols, ids, n, scale, out, planar);
 }
 
 template <typename T>
@@ -154,27 +155,14 @@ void launch_set(uint8_t* table, int64_t cols, const int32_t* ids, int64_t n, con
 }  // namespace
 
 void get_rows(QType type, const uint8_t* table, int64_t cols, const int32_t* ids, int64_t n, float scale, float* out,
-              cudaStream_t stream) {
+              bool planar, cudaStream_t stream) {
   if (n <= 0 || cols <= 0) {
     (void)qtype_info(type);  // still rejects an unknown type id
     return;
   }
-  switch (type) {
-    case QType::F32: launch_get<f32_t>(table, cols, ids, n, scale, out, stream); break;
-    case QType::F16: launch_get<f16_t>(table, cols, ids, n, scale, out, stream); break;
-    case QType::BF16: launch_get<bf16_t>(table, cols, ids, n, scale, out, stream); break;
-    case QType::Q4_0: launch_get<block_q4_0>(table, cols, ids, n, scale, out, stream); break;
-    case QType::Q4_1: launch_get<block_q4_1>(table, cols, ids, n, scale, out, stream); break;
-    case QType::Q5_0: launch_get<block_q5_0>(table, cols, ids, n, scale, out, stream); break;
-    case QType::Q5_1: launch_get<block_q5_1>(table, cols, ids, n, scale, out, stream); break;
-    case QType::Q8_0: launch_get<block_q8_0>(table, cols, ids, n, scale, out, stream); break;
-    case QType::Q2_K: launch_get<block_q2_K>(table, cols, ids, n, scale, out, stream); break;
-    case QType::Q3_K: launch_get<block_q3_K>(table, cols, ids, n, scale, out, stream); break;
-    case QType::Q4_K: launch_get<block_q4_K>(table, cols, ids, n, scale, out, stream); break;
-    case QType::Q5_K: launch_get<block_q5_K>(table, cols, ids, n, scale, out, stream); break;
-    case QType::Q6_K: launch_get<block_q6_K>(table, cols, ids, n, scale, out, stream); break;
-    default: throw std::invalid_argument(std::string("get_rows: unsupported type ") + qtype_info(type).name);
-  }
+  with_weight_type(type, "get_rows", [&](auto tag, const char*) {
+    launch_get<WeightOf<decltype(tag)>>(table, cols, ids, n, scale, out, planar, stream);
+  });
   check_launch("get_rows");
 }
 

@@ -9,8 +9,10 @@
 namespace hi::cuda {
 
 // out (n, cols) = dequantised rows ids[i] of table (any type) * scale.
+// planar: the table's quantised rows are planar rows (placed weights on a
+// device that holds them so, planar_blocks.h); a cache's never are.
 void get_rows(QType type, const uint8_t* table, int64_t cols, const int32_t* ids, int64_t n, float scale, float* out,
-              cudaStream_t stream);
+              bool planar, cudaStream_t stream);
 // Quantises src (n, cols) into rows ids[i] of table (f32, f16, q8_0, q4_0),
 // byte-identical to the CPU's quantisers.
 void set_rows(QType type, uint8_t* table, int64_t cols, const int32_t* ids, int64_t n, const float* src,

@@ -1,5 +1,6 @@
 // The run-time weight type -> its row element type (row_values.h), for the
-// launchers of the matmul kernels (mmvq.cu, mmq.cu, matmul.cu). Host only.
+// launchers of the kernels that read weight rows (mmvq.cu, mmq.cu, matmul.cu,
+// rows.cu). Host only.
 #pragma once
 #include <cstdint>
 #include <stdexcept>

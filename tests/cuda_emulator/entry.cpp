@@ -49,24 +49,25 @@ int hi_emu_quantize_act(int values, const float* x, int64_t n, int64_t k, uint8_
   return guarded([&] { hi::cuda::quantize_act(values, x, n, k, out, kStream); });
 }
 
+// planar: the weights (table) are planar rows (kernels/common/planar_blocks.h).
 int hi_emu_matmul(uint32_t type, const uint8_t* w, int64_t rows, int64_t k, const float* x, int64_t n, float* y,
-                  void* scratch) {
-  return guarded([&] { hi::cuda::matmul(hi::QType(type), w, rows, k, x, n, y, scratch, kStream); });
+                  void* scratch, int planar) {
+  return guarded([&] { hi::cuda::matmul(hi::QType(type), w, rows, k, x, n, y, scratch, planar != 0, kStream); });
 }
 
 int hi_emu_mmvq(uint32_t type, const uint8_t* w, int64_t rows, int64_t k, const float* x, const uint8_t* act,
-                int64_t n, float* y) {
-  return guarded([&] { hi::cuda::mmvq(hi::QType(type), w, rows, k, x, act, n, y, kStream); });
+                int64_t n, float* y, int planar) {
+  return guarded([&] { hi::cuda::mmvq(hi::QType(type), w, rows, k, x, act, n, y, planar != 0, kStream); });
 }
 
 int hi_emu_mmq(uint32_t type, const uint8_t* w, int64_t rows, int64_t k, const float* x, const uint8_t* act,
-               int64_t n, float* y) {
-  return guarded([&] { hi::cuda::mmq(hi::QType(type), w, rows, k, x, act, n, y, kStream); });
+               int64_t n, float* y, int planar) {
+  return guarded([&] { hi::cuda::mmq(hi::QType(type), w, rows, k, x, act, n, y, planar != 0, kStream); });
 }
 
 int hi_emu_get_rows(uint32_t type, const uint8_t* table, int64_t cols, const int32_t* ids, int64_t n, float scale,
-                    float* out) {
-  return guarded([&] { hi::cuda::get_rows(hi::QType(type), table, cols, ids, n, scale, out, kStream); });
+                    float* out, int planar) {
+  return guarded([&] { hi::cuda::get_rows(hi::QType(type), table, cols, ids, n, scale, out, planar != 0, kStream); });
 }
 
 int hi_emu_set_rows(uint32_t type, uint8_t* table, int64_t cols, const int32_t* ids, int64_t n, const float* src) {
