@@ -96,11 +96,32 @@ def ptr(a: np.ndarray | None):
     return ctypes.c_void_p(a.ctypes.data)
 
 
+def act_values(t) -> int:
+    """Values per activation block for weight type t (kernels/common/act_blocks.h)."""
+    return 256 if t.name in K_QUANTS else 32
+
+
+def act_stride(values: int, k: int) -> int:
+    """Bytes between two tokens' activation rows (act_blocks.h act_row_stride): padded to 16."""
+    return -(-(k // values) * (292 if values == 256 else 40) // 16) * 16
+
+
 def act_bytes(t, n: int, k: int) -> int:
-    """Bytes of the activation blocks (kernels/common/act_blocks.h) matmul's scratch holds for x (n, k)."""
-    if t.name in FLOAT_TYPES:
-        return 0
-    return n * (k // 256) * 292 if t.name in K_QUANTS else n * (k // 32) * 40
+    """Bytes of the activation rows matmul's scratch holds for x (n, k)."""
+    return 0 if t.name in FLOAT_TYPES else n * act_stride(act_values(t), k)
+
+
+def act_rows(blocks: np.ndarray, values: int, n: int, k: int) -> np.ndarray:
+    """The CPU's activation blocks (n rows of k / values) laid out as a CUDA
+    device holds them (kernels/cuda/act_rows.cuh): codes, scales, half sums,
+    each row padded with zeros to act_stride."""
+    halves, nb = values // 16, k // values
+    b = blocks.reshape(n, nb, 4 + 2 * halves + values)  # d (float), sum (int16 per half), qs
+    out = np.zeros((n, act_stride(values, k)), np.uint8)
+    out[:, :k] = b[:, :, 4 + 2 * halves:].reshape(n, k)
+    out[:, k:k + 4 * nb] = b[:, :, :4].reshape(n, -1)
+    out[:, k + 4 * nb:k + 4 * nb + 2 * halves * nb] = b[:, :, 4:4 + 2 * halves].reshape(n, -1)
+    return out.reshape(-1)
 
 
 def as_planar(t, w: np.ndarray, k: int) -> np.ndarray:
@@ -151,11 +172,16 @@ class Emulator:
         return self.lib.hi_emu_take_log().decode().splitlines()
 
     def quantize_act(self, values: int, x: np.ndarray, cpu: bool = False) -> np.ndarray:
+        """x's activation rows as the CUDA kernels write them; cpu=True: the
+        CPU's activation blocks, laid out the same way (act_rows)."""
         n, k = x.shape
+        if not cpu:
+            out = Guarded(np.zeros(n * act_stride(values, k), np.uint8))
+            self.call("hi_emu_quantize_act", values, ptr(x), n, k, ptr(out.a))
+            return out.result()
         out = Guarded(np.zeros(n * (k // values) * (40 if values == 32 else 292), np.uint8))
-        self.call("hi_emu_cpu_quantize_activations" if cpu else "hi_emu_quantize_act", values, ptr(x), n, k,
-                  ptr(out.a))
-        return out.result()
+        self.call("hi_emu_cpu_quantize_activations", values, ptr(x), n, k, ptr(out.a))
+        return act_rows(out.result(), values, n, k)
 
     # planar=True: the weights (table) given are planar rows (as_planar), as a
     # CUDA device holds placed weights.
@@ -173,12 +199,14 @@ class Emulator:
     def mmvq(self, t, w: np.ndarray, rows: int, k: int, x: np.ndarray, act: np.ndarray | None,
              planar: bool = False) -> np.ndarray:
         y = Guarded(np.full((len(x), rows), np.nan, np.float32))
+        act = None if act is None else Guarded(act).a  # 16-byte aligned, as the kernels need
         self.call("hi_emu_mmvq", int(t), ptr(w), rows, k, ptr(x), ptr(act), len(x), ptr(y.a), int(planar))
         return y.result()
 
     def mmq(self, t, w: np.ndarray, rows: int, k: int, x: np.ndarray, act: np.ndarray | None,
             planar: bool = False) -> np.ndarray:
         y = Guarded(np.full((len(x), rows), np.nan, np.float32))
+        act = None if act is None else Guarded(act).a
         self.call("hi_emu_mmq", int(t), ptr(w), rows, k, ptr(x), ptr(act), len(x), ptr(y.a), int(planar))
         return y.result()
 
@@ -339,7 +367,7 @@ def test_mmvq(emu, cpu, rng, t, n):
     assert emu.take_log()[-1] == "mmvq_kernel<T, RowLayout::Blocks>"
     assert rel_err(y, _core.matmul(int(t), w, rows, k, x, device=cpu)) < 1e-5
     if not float_rows:
-        np.testing.assert_array_equal(scratch, emu.quantize_act(256 if t.name in K_QUANTS else 32, x, cpu=True))
+        np.testing.assert_array_equal(scratch, emu.quantize_act(act_values(t), x, cpu=True))
     # Planar rows of a width that is no multiple of 8 blocks: read through
     # Planar<T> byte by byte, the same integer sums and float ops.
     y_planar, _ = emu.matmul(t, as_planar(t, w, k), rows, k, x, planar=True)
@@ -359,7 +387,7 @@ def test_mmvq_planar_16_byte_planes(emu, cpu, rng, t, n):
     rows, k = 9, 8 * (256 if t.name in K_QUANTS else 32)
     w = random_weights(t, rows, k, rng)
     x = rng.standard_normal((n, k)).astype(np.float32)
-    act = emu.quantize_act(256 if t.name in K_QUANTS else 32, x, cpu=True)
+    act = emu.quantize_act(act_values(t), x, cpu=True)
     blocks = emu.mmvq(t, w, rows, k, x, act)
     planar = Guarded(as_planar(t, w, k))
     assert planar.a.ctypes.data % 16 == 0
@@ -379,7 +407,7 @@ def test_mmvq_more_tokens_than_a_pass(emu, cpu, rng, t):
     rows, k, n = 9, matmul_k(t), 11  # the matvec takes tokens 8 at a time
     w = random_weights(t, rows, k, rng)
     x = rng.standard_normal((n, k)).astype(np.float32)
-    act = None if t.name in FLOAT_TYPES else emu.quantize_act(256 if t.name in K_QUANTS else 32, x, cpu=True)
+    act = None if t.name in FLOAT_TYPES else emu.quantize_act(act_values(t), x, cpu=True)
     y = emu.mmvq(t, w, rows, k, x, act)
     assert rel_err(y, _core.matmul(int(t), w, rows, k, x, device=cpu)) < 1e-5
 
@@ -411,7 +439,7 @@ def test_mmq_three_tiles_each_way(emu, cpu, rng, t):
         y = emu.mmq(t, w, rows, k, x, None)
         assert rel_err(y, _core.matmul(int(t), w, rows, k, x, device=cpu)) < 1e-5
     else:
-        y = emu.mmq(t, w, rows, k, x, emu.quantize_act(256 if t.name in K_QUANTS else 32, x, cpu=True))
+        y = emu.mmq(t, w, rows, k, x, emu.quantize_act(act_values(t), x, cpu=True))
         with scalar_cpu_kernels():
             ref = _core.matmul(int(t), w, rows, k, x, device=cpu)
         np.testing.assert_array_equal(y.view(np.uint32), ref.view(np.uint32))

@@ -71,6 +71,15 @@ HI_HD ActChunk act_chunk(const ActBlockK* row, int64_t chunk) {
   return {b.d, b.qs + QK * k, {b.sum[2 * k], b.sum[2 * k + 1]}};
 }
 
+// Bytes between two tokens' activations in matmul's scratch: a row of k / V
+// blocks (V = 32 or 256) padded to 16 bytes. The CPU and SYCL keep each row
+// as blocks; a CUDA device stores the same bytes field by field and reads them
+// with 16-byte loads (kernels/cuda/act_rows.cuh), hence the padding.
+HI_HD int64_t act_row_stride(int64_t values, int64_t k) {
+  const int64_t bytes = values == QK_K ? k / QK_K * int64_t(sizeof(ActBlockK)) : k / QK * int64_t(sizeof(ActBlock));
+  return (bytes + 15) / 16 * 16;
+}
+
 // The activation block kind that pairs with a weight block.
 template <typename Block>
 using ActFor = typename std::conditional<BlockTraits<Block>::values == QK_K, ActBlockK, ActBlock>::type;

@@ -1,7 +1,8 @@
 // Activations rounded to 8-bit blocks (act_q8.cuh), bit-identical to the
-// CPU's quantize_act_block (kernels/common/act_blocks.h).
+// CPU's quantize_act_block (kernels/common/act_blocks.h), written as
+// activation rows (act_rows.cuh: the blocks' fields stored apart).
 //
-// Kernels (2): quantize_q32 (ActBlock, 32 values), quantize_q256 (ActBlockK, 256 values).
+// Kernels (2): quantize_q32 (32-value blocks), quantize_q256 (256-value blocks).
 //
 // One warp per block, not one thread per block: lane l reads values l, l+32,
 // ... so every load is 128 contiguous bytes (one thread per block would have
@@ -14,6 +15,7 @@
 //   codes nearbyint(x*id) with the product rounded on its own (__fmul_rn);
 //   per-16 sums of codes in int (|sum| <= 16*127).
 #include "act_q8.cuh"
+#include "act_rows.cuh"
 #include "cuda_common.cuh"
 
 namespace hi::cuda {
@@ -34,9 +36,10 @@ __device__ __forceinline__ void scale_of(float amax, float& d, float& id) {
   id = d == 0.0f ? 0.0f : __fdiv_rn(1.0f, d);
 }
 
-// blocks: n * k/32 ActBlocks; block b reads x + 32*b (rows of x are whole blocks).
+// Block b of n * k/32 (token b / (k/32), block j = b % (k/32)) reads x + 32*b
+// (rows of x are whole blocks) and writes row b / (k/32) of out, rows `stride` bytes apart.
 __global__ void __launch_bounds__(kWarpsPerBlock* kWarp)
-    quantize_q32(const float* __restrict__ x, int64_t blocks, ActBlock* __restrict__ out) {
+    quantize_q32(const float* __restrict__ x, int64_t blocks, int64_t k, int64_t stride, uint8_t* __restrict__ out) {
   const int64_t b = int64_t(blockIdx.x) * kWarpsPerBlock + threadIdx.x / kWarp;
   if (b >= blocks) return;  // the whole warp leaves: shuffles stay full-warp
   const int lane = threadIdx.x % kWarp;
@@ -46,16 +49,17 @@ __global__ void __launch_bounds__(kWarpsPerBlock* kWarp)
   scale_of(amax, d, id);
   const int q = code(v, id);
   const int sum = half_warp_sum(q);  // lanes 0-15: half 0, 16-31: half 1
-  ActBlock& o = out[b];
-  o.qs[lane] = int8_t(q);
-  if (lane % 16 == 0) o.sum[lane / 16] = int16_t(sum);
-  if (lane == 0) o.d = d;
+  const int64_t nb = k / QK, j = b % nb;
+  const ActRowOut<QK> o{out + (b / nb) * stride, k};
+  o.codes()[QK * j + lane] = int8_t(q);
+  if (lane % 16 == 0) o.sums()[2 * j + lane / 16] = int16_t(sum);
+  if (lane == 0) o.scales()[j] = d;
 }
 
-// blocks: n * k/256 ActBlockKs; lane l takes values l + 32*i (i < 8), which lie
-// in half 2*i + l/16.
+// Block b of n * k/256, as quantize_q32; lane l takes values l + 32*i (i < 8),
+// which lie in half 2*i + l/16.
 __global__ void __launch_bounds__(kWarpsPerBlock* kWarp)
-    quantize_q256(const float* __restrict__ x, int64_t blocks, ActBlockK* __restrict__ out) {
+    quantize_q256(const float* __restrict__ x, int64_t blocks, int64_t k, int64_t stride, uint8_t* __restrict__ out) {
   constexpr int kPer = QK_K / kWarp;  // 8 values per lane
   const int64_t b = int64_t(blockIdx.x) * kWarpsPerBlock + threadIdx.x / kWarp;
   if (b >= blocks) return;
@@ -71,15 +75,16 @@ __global__ void __launch_bounds__(kWarpsPerBlock* kWarp)
   amax = warp_max(amax);
   float d, id;
   scale_of(amax, d, id);
-  ActBlockK& o = out[b];
+  const int64_t nb = k / QK_K, j = b % nb;
+  const ActRowOut<QK_K> o{out + (b / nb) * stride, k};
 #pragma unroll
   for (int i = 0; i < kPer; ++i) {
     const int q = code(v[i], id);
-    o.qs[kWarp * i + lane] = int8_t(q);
+    o.codes()[QK_K * j + kWarp * i + lane] = int8_t(q);
     const int sum = half_warp_sum(q);
-    if (lane % 16 == 0) o.sum[2 * i + lane / 16] = int16_t(sum);
+    if (lane % 16 == 0) o.sums()[QK_K / 16 * j + 2 * i + lane / 16] = int16_t(sum);
   }
-  if (lane == 0) o.d = d;
+  if (lane == 0) o.scales()[j] = d;
 }
 
 }  // namespace
@@ -94,12 +99,13 @@ void quantize_act(int values, const float* x, int64_t n, int64_t k, uint8_t* out
   const int64_t blocks = n * (k / values);
   const int64_t grid = (blocks + kWarpsPerBlock - 1) / kWarpsPerBlock;
   if (grid > int64_t(0x7fffffff)) throw std::invalid_argument("quantize_act: too many blocks");
+  if (reinterpret_cast<uintptr_t>(out) % 16 != 0) throw std::invalid_argument("quantize_act: out not 16-byte aligned");
+  const int64_t stride = act_row_stride(values, k);
   if (values == QK) {
-    quantize_q32<<<unsigned(grid), kWarpsPerBlock * kWarp, 0, stream>>>(x, blocks, reinterpret_cast<ActBlock*>(out));
+    quantize_q32<<<unsigned(grid), kWarpsPerBlock * kWarp, 0, stream>>>(x, blocks, k, stride, out);
     check_launch("quantize_act q32");
   } else {
-    quantize_q256<<<unsigned(grid), kWarpsPerBlock * kWarp, 0, stream>>>(x, blocks,
-                                                                         reinterpret_cast<ActBlockK*>(out));
+    quantize_q256<<<unsigned(grid), kWarpsPerBlock * kWarp, 0, stream>>>(x, blocks, k, stride, out);
     check_launch("quantize_act q256");
   }
 }

@@ -1,5 +1,6 @@
 // Activations rounded to 8-bit blocks on the device, exactly as the CPU does
-// (kernels/common/act_blocks.h): the right-hand side of the integer matmuls.
+// (kernels/common/act_blocks.h), laid out as activation rows (act_rows.cuh):
+// the right-hand side of the integer matmuls.
 #pragma once
 #include <cuda_runtime.h>
 
@@ -7,8 +8,9 @@
 
 namespace hi::cuda {
 
-// x: (n, k) floats -> out: (n, k / values) ActBlock (values 32) or ActBlockK
-// (values 256); k is a multiple of values.
+// x: (n, k) floats -> out: n activation rows (act_rows.cuh) of blocks of
+// `values` (32 or 256), act_row_stride(values, k) bytes apart; k is a multiple
+// of values; out is 16-byte aligned.
 void quantize_act(int values, const float* x, int64_t n, int64_t k, uint8_t* out, cudaStream_t stream);
 
 }  // namespace hi::cuda

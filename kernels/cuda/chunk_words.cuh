@@ -1,6 +1,6 @@
-// One 32-value chunk of a weight row, and one of a token's activation blocks,
-// as the integer matvec (mmvq.cu) consumes them: codes packed four to a
-// 32-bit word, read with the widest loads the layout allows.
+// One 32-value chunk of a weight row, and one of a token's activation row
+// (act_rows.cuh), as the integer matvec (mmvq.cu) consumes them: codes packed
+// four to a 32-bit word, read with the widest loads the layout allows.
 //
 // Why: a warp whose lanes take neighbouring chunks reads them with one load
 // instruction per piece of a chunk, and each instruction costs an L1 wavefront
@@ -18,6 +18,7 @@
 //             and Q6_K read their codes with 16-byte loads (other types as
 //             Planar). Llama-3-8B's widths, 4096 and 14336, are all Planar16.
 #pragma once
+#include "act_rows.cuh"
 #include "cuda_common.cuh"
 
 namespace hi::cuda {
@@ -150,26 +151,14 @@ struct ActWords {
   int sum[2];         // (2,) code sums per 16-value half
 };
 
-// 256-value blocks (K-quant weights): 292-byte blocks, codes 4-byte aligned.
-__device__ __forceinline__ void read_act(const ActBlockK* row, int64_t c, ActWords& a) {
-  const ActChunk ac = act_chunk(row, c);
-  a.d = ac.d, a.sum[0] = ac.sum[0], a.sum[1] = ac.sum[1];
-  load_words(ac.qs, a.q);
-}
-
-// 32-value blocks: 40 bytes, 8-byte aligned (the row is, mmvq checks), so five
-// 8-byte loads: (d, sum[0], sum[1]) and the codes.
-__device__ __forceinline__ void read_act(const ActBlock* row, int64_t c, ActWords& a) {
-  const int2* p = reinterpret_cast<const int2*>(row + c);
-  const int2 head = p[0];
-  a.d = __int_as_float(head.x);
-  a.sum[0] = int(int16_t(uint32_t(head.y) & 0xffffu));  // little-endian: sum[0] is the low half
-  a.sum[1] = int(int16_t(uint32_t(head.y) >> 16));
-#pragma unroll
-  for (int i = 0; i < 4; ++i) {
-    const int2 v = p[1 + i];
-    a.q[2 * i] = v.x, a.q[2 * i + 1] = v.y;
-  }
+// Chunk c of a token's activation row: two 16-byte loads of codes, one 4-byte
+// load each of the scale and the half sums.
+template <int V>
+__device__ __forceinline__ void read_act(const ActRow<V>& row, int64_t c, ActWords& a) {
+  load16(row.codes(c), reinterpret_cast<uint32_t*>(a.q));
+  load16(row.codes(c) + 16, reinterpret_cast<uint32_t*>(a.q) + 4);
+  a.d = row.scale(c);
+  row.sums(c, a.sum[0], a.sum[1]);
 }
 
 }  // namespace hi::cuda

@@ -41,6 +41,7 @@
 // dot products.
 #include <type_traits>
 
+#include "act_rows.cuh"
 #include "cuda_common.cuh"
 #include "mmq.cuh"
 #include "weight_types.cuh"
@@ -119,7 +120,7 @@ template <typename T>
 __global__ void __launch_bounds__(kQThreads, 4)  // <= 128 registers: 4 blocks (16 warps) per SM
     mmq_quant(const uint8_t* __restrict__ w, int64_t rows, int64_t k, const uint8_t* __restrict__ act, int64_t n,
               float* __restrict__ y, bool planar, int64_t token_tiles) {
-  using A = ActFor<T>;
+  constexpr int V = kActValues<T>;
   constexpr bool kOffset = HasOffset<T>::value;
   __shared__ __align__(16) QuantTiles tiles;
 
@@ -128,7 +129,7 @@ __global__ void __launch_bounds__(kQThreads, 4)  // <= 128 registers: 4 blocks (
   const int g = lane / 4, t = lane % 4;
   const int wm0 = (warp % (kBM / kWarpRows)) * kWarpRows, wn0 = (warp / (kBM / kWarpRows)) * kWarpToks;
   const int ntok = int(n - t0 < kBN ? n - t0 : kBN);  // tokens of this tile (>= 1)
-  const int64_t rb = row_bytes<T>(k), arb = act_row_bytes<T>(k), nc = n_chunks(k);
+  const int64_t rb = row_bytes<T>(k), stride = act_row_stride(V, k), nc = n_chunks(k);
 
   float acc[kMi][kNi][4];
 #pragma unroll
@@ -164,8 +165,8 @@ __global__ void __launch_bounds__(kQThreads, 4)  // <= 128 registers: 4 blocks (
       const int tt = e / kWords, wi = e % kWords, cc = wi / (QK / 4);
       int32_t v = 0;
       if (tt < ntok && cc < kc) {
-        const int8_t* qs = act_chunk(reinterpret_cast<const A*>(act + (t0 + tt) * arb), c0 + cc).qs;
-        v = reinterpret_cast<const int32_t*>(qs)[wi % (QK / 4)];  // activation codes are 4-byte aligned
+        const int8_t* qs = ActRow<V>{act + (t0 + tt) * stride, k}.codes(c0 + cc);
+        v = reinterpret_cast<const int32_t*>(qs)[wi % (QK / 4)];  // activation codes are 16-byte aligned
       }
       tiles.xq[tt][wi] = v;
     }
@@ -173,8 +174,10 @@ __global__ void __launch_bounds__(kQThreads, 4)  // <= 128 registers: 4 blocks (
       const int tt = p / kKC, cc = p % kKC;
       float4 v = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
       if (tt < ntok && cc < kc) {
-        const ActChunk a = act_chunk(reinterpret_cast<const A*>(act + (t0 + tt) * arb), c0 + cc);
-        v = make_float4(a.d, float(a.sum[0]), float(a.sum[1]), 0.0f);
+        const ActRow<V> a{act + (t0 + tt) * stride, k};
+        int s0, s1;
+        a.sums(c0 + cc, s0, s1);
+        v = make_float4(a.scale(c0 + cc), float(s0), float(s1), 0.0f);
       }
       tiles.xs[tt][cc] = v;
     }

@@ -49,10 +49,10 @@ __global__ void __launch_bounds__(kRowsPerBlock* kWarp)
           if (t < nt) acc[t] = fmaf(wv, xt[t * k + j], acc[t]);
       }
     } else {
-      using A = ActFor<T>;
       using R = ChunkReader<T, L>;
-      const int64_t nc = n_chunks(k), arb = act_row_bytes<T>(k);
-      const uint8_t* act0 = act + t0 * arb;
+      constexpr int V = kActValues<T>;
+      const int64_t nc = n_chunks(k), stride = act_row_stride(V, k);
+      const uint8_t* act0 = act + t0 * stride;
       for (int64_t c = lane; c < nc; c += kWarp) {
         ChunkWords wc;
         R::read(row, k, c, wc);
@@ -60,7 +60,7 @@ __global__ void __launch_bounds__(kRowsPerBlock* kWarp)
         for (int t = 0; t < kTok; ++t) {
           if (t < nt) {
             ActWords a;
-            read_act(reinterpret_cast<const A*>(act0 + t * arb), c, a);
+            read_act(ActRow<V>{act0 + t * stride, k}, c, a);
             int i0 = 0, i1 = 0;
 #pragma unroll
             for (int i = 0; i < QK / 8; ++i) {
@@ -99,11 +99,8 @@ void mmvq(QType type, const uint8_t* w, int64_t rows, int64_t k, const float* x,
     if constexpr (TypeInfo<T>::is_float) {
       mmvq_kernel<T, RowLayout::Blocks><<<grid, threads, 0, stream>>>(w, rows, k, x, act, n, y);
     } else {
-      // read_act's loads: 40-byte blocks (every token's row 8-byte aligned when
-      // the first is) by 8 bytes, 292-byte ones by 4.
-      constexpr uintptr_t kActAlign = TypeInfo<T>::values == QK ? 8 : 4;
-      if (reinterpret_cast<uintptr_t>(act) % kActAlign != 0)
-        throw std::invalid_argument("mmvq: activation blocks not " + std::to_string(kActAlign) + "-byte aligned");
+      if (reinterpret_cast<uintptr_t>(act) % 16 != 0)  // read_act's 16-byte loads
+        throw std::invalid_argument("mmvq: activation rows not 16-byte aligned");
       const bool planes_16_aligned = (k / TypeInfo<T>::values) % 8 == 0 && reinterpret_cast<uintptr_t>(w) % 16 == 0;
       constexpr RowLayout kWide = has_wide_reader<T>() ? RowLayout::Planar16 : RowLayout::Planar;
       if (!planar)

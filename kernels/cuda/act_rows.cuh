@@ -1,0 +1,51 @@
+// How a CUDA device lays out a token's activations rounded to 8-bit blocks
+// (act_blocks.h: the same codes, scales and half sums as the CPU's blocks,
+// stored field by field): an "activation row" of k values in blocks of V
+// (32, or 256 for K-quant weights):
+//
+//   codes  (k,)       int8   at 0               chunk c's 32 codes at 32 c
+//   scales (k / V,)   float  at k               chunk c's at 4 (c / (V / 32))
+//   sums   (k / 16,)  int16  at k + 4 k / V     chunk c's two half sums at 4 c
+//
+// Rows are act_row_stride(V, k) bytes apart (a multiple of 16), so every
+// chunk's codes are 16-byte aligned and a lane reads them with two 16-byte
+// loads. In the CPU's blocks (40 or 292 bytes each) 32 lanes reading
+// neighbouring chunks' codes touched 10 cache lines per 4-byte load; here 8
+// per 16-byte load (bench/RESULTS.md).
+#pragma once
+#include "cuda_common.cuh"
+
+namespace hi::cuda {
+
+template <int V>
+struct ActRow {
+  static_assert(V == QK || V == QK_K, "activation blocks of 32 or 256 values");
+  const uint8_t* row;  // (act_row_stride(V, k),) bytes
+  int64_t k;
+
+  __device__ const int8_t* codes(int64_t c) const { return reinterpret_cast<const int8_t*>(row) + QK * c; }
+  __device__ float scale(int64_t c) const { return reinterpret_cast<const float*>(row + k)[c / (V / QK)]; }
+  // Chunk c's half sums (both in one 4-byte load: sum[0] is the low half).
+  __device__ void sums(int64_t c, int& s0, int& s1) const {
+    const uint32_t v = reinterpret_cast<const uint32_t*>(row + k + 4 * (k / V))[c];
+    s0 = int(int16_t(v & 0xffffu));
+    s1 = int(int16_t(v >> 16));
+  }
+};
+
+// The same row, to write: quantize_act's kernels.
+template <int V>
+struct ActRowOut {
+  uint8_t* row;
+  int64_t k;
+
+  __device__ int8_t* codes() const { return reinterpret_cast<int8_t*>(row); }
+  __device__ float* scales() const { return reinterpret_cast<float*>(row + k); }
+  __device__ int16_t* sums() const { return reinterpret_cast<int16_t*>(row + k + 4 * (k / V)); }  // (k / 16,)
+};
+
+// Values per activation block for weight type T (V of its activation rows).
+template <typename T>
+constexpr int kActValues = TypeInfo<T>::values == QK_K ? QK_K : QK;
+
+}  // namespace hi::cuda
