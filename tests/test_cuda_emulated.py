@@ -368,38 +368,44 @@ def test_mmvq(emu, cpu, rng, t, n):
     assert rel_err(y, _core.matmul(int(t), w, rows, k, x, device=cpu)) < 1e-5
     if not float_rows:
         np.testing.assert_array_equal(scratch, emu.quantize_act(act_values(t), x, cpu=True))
-    # Planar rows of a width that is no multiple of 8 blocks: read through
-    # Planar<T> byte by byte, the same integer sums and float ops.
+    # Planar rows of 7 or 2 blocks: read byte by byte through Planar<T> (Q4_K,
+    # whose planes stay aligned at any width: 16 bytes at a time), the same
+    # integer sums and float ops.
     y_planar, _ = emu.matmul(t, as_planar(t, w, k), rows, k, x, planar=True)
-    assert emu.take_log()[-1] == f"mmvq_kernel<T, RowLayout::{'Blocks' if float_rows else 'Planar'}>"
+    layout = "RowLayout::Blocks" if float_rows else "kWide" if t.name == "Q4_K" else "RowLayout::Planar"
+    assert emu.take_log()[-1] == f"mmvq_kernel<T, {layout}>"
     np.testing.assert_array_equal(y_planar.view(np.uint32), y.view(np.uint32))
 
 
-WIDE_READERS = {"Q4_0", "Q8_0", "Q4_K", "Q6_K"}  # kernels/cuda/chunk_words.cuh: has_wide_reader
+# kernels/cuda/chunk_words.cuh: the types with 16-byte readers (has_wide_reader),
+# and the multiple of blocks a row needs for them (wide_block_multiple).
+WIDE_BLOCK_MULTIPLE = {"Q4_0": 8, "Q8_0": 8, "Q4_K": 1, "Q6_K": 8}
 
 
 @pytest.mark.parametrize("t", [t for t in TYPES if t.values[0].name not in FLOAT_TYPES])
-@pytest.mark.parametrize("n", [1, 3])
-def test_mmvq_planar_16_byte_planes(emu, cpu, rng, t, n):
-    """Planar rows of 8 blocks (16-byte aligned planes) take the 16-byte reads
-    where a type has them; a base 2 bytes off 16 takes the byte reads. Every
-    layout gives the same y, bit for bit, within 1e-5 of the CPU."""
-    rows, k = 9, 8 * (256 if t.name in K_QUANTS else 32)
+@pytest.mark.parametrize("blocks,n", [(8, 1), (12, 3), (16, 8)])
+def test_mmvq_planar_16_byte_planes(emu, cpu, rng, t, blocks, n):
+    """Planar rows whose wide planes are 16-byte aligned take the 16-byte reads
+    where a type has them (kWide: Planar16, else Planar); a base 2 bytes off 16
+    takes the byte reads. Every layout gives the same y, bit for bit, within
+    1e-5 of the CPU."""
+    rows, k = 9, blocks * (256 if t.name in K_QUANTS else 32)
     w = random_weights(t, rows, k, rng)
     x = rng.standard_normal((n, k)).astype(np.float32)
     act = emu.quantize_act(act_values(t), x, cpu=True)
-    blocks = emu.mmvq(t, w, rows, k, x, act)
+    blocks_y = emu.mmvq(t, w, rows, k, x, act)
     planar = Guarded(as_planar(t, w, k))
     assert planar.a.ctypes.data % 16 == 0
     emu.take_log()
     wide = emu.mmvq(t, planar.a, rows, k, x, act, planar=True)
-    assert emu.take_log() == ["mmvq_kernel<T, kWide>"]  # Planar16 where t.name in WIDE_READERS, else Planar
+    aligned = blocks % WIDE_BLOCK_MULTIPLE.get(t.name, 8) == 0
+    assert emu.take_log() == ["mmvq_kernel<T, kWide>" if aligned else "mmvq_kernel<T, RowLayout::Planar>"]
     shifted = Guarded(as_planar(t, w, k), offset=2)
     narrow = emu.mmvq(t, shifted.a, rows, k, x, act, planar=True)
     assert emu.take_log() == ["mmvq_kernel<T, RowLayout::Planar>"]
-    np.testing.assert_array_equal(wide.view(np.uint32), blocks.view(np.uint32))
-    np.testing.assert_array_equal(narrow.view(np.uint32), blocks.view(np.uint32))
-    assert rel_err(blocks, _core.matmul(int(t), w, rows, k, x, device=cpu)) < 1e-5
+    np.testing.assert_array_equal(wide.view(np.uint32), blocks_y.view(np.uint32))
+    np.testing.assert_array_equal(narrow.view(np.uint32), blocks_y.view(np.uint32))
+    assert rel_err(blocks_y, _core.matmul(int(t), w, rows, k, x, device=cpu)) < 1e-5
 
 
 @pytest.mark.parametrize("t", [pytest.param(t, id=t.name) for t in map(qtype, ["F16", "Q5_1", "Q6_K"])])

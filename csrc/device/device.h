@@ -77,7 +77,7 @@ class Device {
   // ---- the op set: each has a numpy reference test on every device (tests/test_ops.py).
   // y (n, rows) = x (n, k) @ w^T, w: (rows, k) of `type`, placed (place_weights).
   // scratch: matmul_scratch_bytes(type, n, k) bytes (cpu/matmul.h: the
-  // quantised activations) of this device, or null.
+  // quantised activations) of this device, 16-byte aligned, or null.
   virtual void matmul(QType type, const uint8_t* w, int64_t rows, int64_t k, const float* x, int64_t n, float* y,
                       void* scratch) = 0;
   // y (rows, dim) = x / sqrt(mean(x^2) + eps) * w; w: (dim,) or null. x may be y.

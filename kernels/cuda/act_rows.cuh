@@ -17,17 +17,22 @@
 
 namespace hi::cuda {
 
+// Where chunk c's fields lie in every token's row of k values: worked out
+// once per chunk, so a kernel reading several tokens' rows adds only the row.
 template <int V>
-struct ActRow {
+struct ActChunkAt {
   static_assert(V == QK || V == QK_K, "activation blocks of 32 or 256 values");
-  const uint8_t* row;  // (act_row_stride(V, k),) bytes
-  int64_t k;
+  int64_t codes, scale, sums;  // byte offsets in a row
 
-  __device__ const int8_t* codes(int64_t c) const { return reinterpret_cast<const int8_t*>(row) + QK * c; }
-  __device__ float scale(int64_t c) const { return reinterpret_cast<const float*>(row + k)[c / (V / QK)]; }
-  // Chunk c's half sums (both in one 4-byte load: sum[0] is the low half).
-  __device__ void sums(int64_t c, int& s0, int& s1) const {
-    const uint32_t v = reinterpret_cast<const uint32_t*>(row + k + 4 * (k / V))[c];
+  __device__ ActChunkAt(int64_t k, int64_t c)
+      : codes(QK * c), scale(k + 4 * (c / (V / QK))), sums(k + 4 * (k / V) + 4 * c) {}
+
+  // row: a token's row, act_row_stride(V, k) bytes.
+  __device__ const int8_t* codes_in(const uint8_t* row) const { return reinterpret_cast<const int8_t*>(row + codes); }
+  __device__ float scale_in(const uint8_t* row) const { return *reinterpret_cast<const float*>(row + scale); }
+  // The chunk's half sums (both in one 4-byte load: sum[0] is the low half).
+  __device__ void sums_in(const uint8_t* row, int& s0, int& s1) const {
+    const uint32_t v = *reinterpret_cast<const uint32_t*>(row + sums);
     s0 = int(int16_t(v & 0xffffu));
     s1 = int(int16_t(v >> 16));
   }

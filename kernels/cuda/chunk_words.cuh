@@ -13,10 +13,11 @@
 //   Blocks    the file's rows of blocks (any row width);
 //   Planar    planar rows (planar_blocks.h), any width: the fields through
 //             Planar<T>, byte by byte;
-//   Planar16  planar rows of a multiple of 8 blocks from a 16-byte aligned
-//             base, so every plane starts 16-byte aligned: Q4_0, Q8_0, Q4_K
-//             and Q6_K read their codes with 16-byte loads (other types as
-//             Planar). Llama-3-8B's widths, 4096 and 14336, are all Planar16.
+//   Planar16  planar rows from a 16-byte aligned base whose every plane that
+//             is read wide starts 16-byte aligned (wide_block_multiple): Q4_0,
+//             Q8_0, Q4_K and Q6_K read their codes with 16-byte loads (other
+//             types as Planar). Llama-3-8B's widths, 4096 and 14336, are all
+//             Planar16.
 #pragma once
 #include "act_rows.cuh"
 #include "cuda_common.cuh"
@@ -144,6 +145,15 @@ constexpr bool has_wide_reader() {
          std::is_same<T, block_q4_K>::value || std::is_same<T, block_q6_K>::value;
 }
 
+// Rows of a multiple of this many blocks from a 16-byte aligned base keep
+// every plane the wide reader loads 16-byte aligned. Q4_K: any number (rows of
+// 144-byte blocks, codes at 16 nb); Q4_0, Q8_0, Q6_K: 8 (rows of 18, 34, 210
+// bytes a block; Q4_0's and Q8_0's codes at 2 nb).
+template <typename T>
+constexpr int wide_block_multiple() {
+  return std::is_same<T, block_q4_K>::value ? 1 : 8;
+}
+
 // An activation chunk with its codes as words.
 struct ActWords {
   float d;
@@ -151,14 +161,14 @@ struct ActWords {
   int sum[2];         // (2,) code sums per 16-value half
 };
 
-// Chunk c of a token's activation row: two 16-byte loads of codes, one 4-byte
-// load each of the scale and the half sums.
+// A chunk (at) of a token's activation row: two 16-byte loads of codes, one
+// 4-byte load each of the scale and the half sums.
 template <int V>
-__device__ __forceinline__ void read_act(const ActRow<V>& row, int64_t c, ActWords& a) {
-  load16(row.codes(c), reinterpret_cast<uint32_t*>(a.q));
-  load16(row.codes(c) + 16, reinterpret_cast<uint32_t*>(a.q) + 4);
-  a.d = row.scale(c);
-  row.sums(c, a.sum[0], a.sum[1]);
+__device__ __forceinline__ void read_act(const uint8_t* row, const ActChunkAt<V>& at, ActWords& a) {
+  load16(at.codes_in(row), reinterpret_cast<uint32_t*>(a.q));
+  load16(at.codes_in(row) + 16, reinterpret_cast<uint32_t*>(a.q) + 4);
+  a.d = at.scale_in(row);
+  at.sums_in(row, a.sum[0], a.sum[1]);
 }
 
 }  // namespace hi::cuda

@@ -16,7 +16,7 @@ constexpr int64_t kMatvecTokens = 8;
 // w: (rows, k) of `type`, rows packed, quantised rows planar (planar_blocks.h)
 // when `planar`; x: (n, k) floats; y: (n, rows) floats. scratch:
 // matmul_scratch_bytes(type, n, k) bytes of device memory (the activation
-// blocks), 8-byte aligned, unused for float types.
+// blocks), 16-byte aligned, unused for float types.
 void matmul(QType type, const uint8_t* w, int64_t rows, int64_t k, const float* x, int64_t n, float* y,
             void* scratch, bool planar, cudaStream_t stream);
 

@@ -165,7 +165,7 @@ __global__ void __launch_bounds__(kQThreads, 4)  // <= 128 registers: 4 blocks (
       const int tt = e / kWords, wi = e % kWords, cc = wi / (QK / 4);
       int32_t v = 0;
       if (tt < ntok && cc < kc) {
-        const int8_t* qs = ActRow<V>{act + (t0 + tt) * stride, k}.codes(c0 + cc);
+        const int8_t* qs = ActChunkAt<V>(k, c0 + cc).codes_in(act + (t0 + tt) * stride);
         v = reinterpret_cast<const int32_t*>(qs)[wi % (QK / 4)];  // activation codes are 16-byte aligned
       }
       tiles.xq[tt][wi] = v;
@@ -174,10 +174,11 @@ __global__ void __launch_bounds__(kQThreads, 4)  // <= 128 registers: 4 blocks (
       const int tt = p / kKC, cc = p % kKC;
       float4 v = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
       if (tt < ntok && cc < kc) {
-        const ActRow<V> a{act + (t0 + tt) * stride, k};
+        const ActChunkAt<V> at(k, c0 + cc);
+        const uint8_t* row = act + (t0 + tt) * stride;
         int s0, s1;
-        a.sums(c0 + cc, s0, s1);
-        v = make_float4(a.scale(c0 + cc), float(s0), float(s1), 0.0f);
+        at.sums_in(row, s0, s1);
+        v = make_float4(at.scale_in(row), float(s0), float(s1), 0.0f);
       }
       tiles.xs[tt][cc] = v;
     }

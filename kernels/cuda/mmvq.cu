@@ -56,11 +56,12 @@ __global__ void __launch_bounds__(kRowsPerBlock* kWarp)
       for (int64_t c = lane; c < nc; c += kWarp) {
         ChunkWords wc;
         R::read(row, k, c, wc);
+        const ActChunkAt<V> at(k, c);
 #pragma unroll
         for (int t = 0; t < kTok; ++t) {
           if (t < nt) {
             ActWords a;
-            read_act(ActRow<V>{act0 + t * stride, k}, c, a);
+            read_act(act0 + t * stride, at, a);
             int i0 = 0, i1 = 0;
 #pragma unroll
             for (int i = 0; i < QK / 8; ++i) {
@@ -101,7 +102,8 @@ void mmvq(QType type, const uint8_t* w, int64_t rows, int64_t k, const float* x,
     } else {
       if (reinterpret_cast<uintptr_t>(act) % 16 != 0)  // read_act's 16-byte loads
         throw std::invalid_argument("mmvq: activation rows not 16-byte aligned");
-      const bool planes_16_aligned = (k / TypeInfo<T>::values) % 8 == 0 && reinterpret_cast<uintptr_t>(w) % 16 == 0;
+      const bool planes_16_aligned =
+          (k / TypeInfo<T>::values) % wide_block_multiple<T>() == 0 && reinterpret_cast<uintptr_t>(w) % 16 == 0;
       constexpr RowLayout kWide = has_wide_reader<T>() ? RowLayout::Planar16 : RowLayout::Planar;
       if (!planar)
         mmvq_kernel<T, RowLayout::Blocks><<<grid, threads, 0, stream>>>(w, rows, k, x, act, n, y);
