@@ -7,6 +7,7 @@
 #include <pybind11/stl.h>
 
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "bindings_common.h"
@@ -168,15 +169,24 @@ py::dict counters_py(const Device& d) {
   return out;
 }
 
-py::array_t<float> forward_py(PyStage& s, const Floats& hidden, const Ints& seq, const Ints& pos) {
+py::array_t<float> forward_py(PyStage& s, const Floats& hidden, const Ints& seq, const Ints& pos,
+                              const std::optional<Ints>& wanted) {
   if (hidden.ndim() != 2) throw py::value_error("hidden must be (n_tokens, n_embd)");
-  const int64_t n = hidden.shape(0);
+  const int64_t n = hidden.shape(0), e = hidden.shape(1);
   if (seq.size() != n || pos.size() != n) throw py::value_error("seq and pos must be (n_tokens,)");
-  py::array_t<float> out({n, int64_t(hidden.shape(1))});  // (n, n_embd)
+  if (wanted && wanted->ndim() != 1) throw py::value_error("wanted must be (n_wanted,)");
+  py::array_t<float> out({n, e});  // (n, n_embd); the wanted rows come back first
   std::copy(hidden.data(), hidden.data() + hidden.size(), out.mutable_data());
-  py::gil_scoped_release release;
-  s.object->forward(out.mutable_data(), seq.data(), pos.data(), n);
-  return out;
+  std::vector<int32_t> rows;  // (n_wanted,)
+  if (wanted) rows.assign(wanted->data(), wanted->data() + wanted->size());
+  {
+    py::gil_scoped_release release;
+    s.object->forward(out.mutable_data(), seq.data(), pos.data(), n, wanted ? &rows : nullptr);
+  }
+  if (!wanted || wanted->size() == n) return out;
+  py::array_t<float> kept({int64_t(rows.size()), e});  // (n_wanted, n_embd)
+  std::copy(out.data(), out.data() + kept.size(), kept.mutable_data());
+  return kept;
 }
 
 }  // namespace
@@ -226,7 +236,9 @@ void bind_model(py::module_& m) {
         const RowSplit* r = s.object->rows();
         return r ? py::make_tuple(r->transfers(), r->transfer_bytes()) : py::make_tuple(int64_t(0), int64_t(0));
       }, "(count, bytes) of inputs sent and slices gathered by a row split.")
-      .def("forward", &forward_py, py::arg("hidden"), py::arg("seq"), py::arg("pos"))
+      .def("forward", &forward_py, py::arg("hidden"), py::arg("seq"), py::arg("pos"), py::arg("wanted") = py::none(),
+           "(n, n_embd) -> (n, n_embd); wanted (strictly increasing row indices, on the model's last stage): "
+           "only those rows' states, the last layer's feed-forward run for them alone.")
       .def("clear", [](PyStage& s) { s.object->cache().clear(); })
       .def("remove_sequence", [](PyStage& s, int32_t seq, int32_t p0, int32_t p1) {
         s.object->cache().remove_sequence(seq, p0, p1);

@@ -60,6 +60,29 @@ def test_token_by_token_equals_prefill(models, rng, arch):
 
 
 @pytest.mark.parametrize("arch", ARCHS)
+def test_wanted_rows_equal_the_whole_batch_bit_for_bit(models, rng, arch):
+    """decode(wanted=rows) runs the last layer's feed-forward for those rows
+    alone: their states are the whole batch's bit for bit (every matmul row is
+    computed alone), and every token's keys and values are cached as before,
+    so the next step is unchanged too, even when no row is wanted."""
+    with Model(models(arch, "Q8_0"), n_ctx=64) as m:
+        ids = np.array(prompt(rng, m.n_vocab, 10), np.int32)
+        seq, pos = np.zeros(10, np.int32), np.arange(10, dtype=np.int32)
+        nxt = (np.array([ids[0]], np.int32), np.zeros(1, np.int32), np.array([10], np.int32))
+        whole = m.decode(ids, seq, pos)
+        after_whole = m.decode(*nxt)
+        for wanted in ([2, 7, 9], [0], []):
+            m.remove_sequence(0)
+            got = m.decode(ids, seq, pos, wanted=wanted)
+            assert got.shape == (len(wanted), m.config.n_embd)
+            np.testing.assert_array_equal(got, whole[wanted])
+            np.testing.assert_array_equal(m.decode(*nxt), after_whole)
+        for bad in ([3, 3], [7, 2], [10], [-1]):
+            with pytest.raises(ValueError, match="strictly increasing row indices of the batch of 10"):
+                m.decode(ids, seq, pos, wanted=bad)
+
+
+@pytest.mark.parametrize("arch", ARCHS)
 def test_batched_sequences_equal_each_alone_bit_for_bit(models, rng, arch):
     # Attention visits a token's cells in position order and every matmul row
     # is computed alone, so batching must not change a single bit (the server

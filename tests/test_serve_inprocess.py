@@ -122,11 +122,11 @@ def test_a_failing_step_fails_its_requests_and_the_engine_goes_on(tiny):
     model = Model(tiny, n_ctx=32, n_parallel=2)
     real_decode, calls = model.decode, {"n": 0}
 
-    def flaky_decode(ids, seq, pos):  # the second step fails, as a device error would
+    def flaky_decode(ids, seq, pos, wanted=None):  # the second step fails, as a device error would
         calls["n"] += 1
         if calls["n"] == 2:
             raise RuntimeError("device lost")
-        return real_decode(ids, seq, pos)
+        return real_decode(ids, seq, pos, wanted)
 
     model.decode = flaky_decode
     engine = Engine(model, name="tiny")

@@ -171,7 +171,7 @@ void Stage::upload_step(const std::vector<int32_t>& cells, const int32_t* seq, c
   }
 }
 
-void Stage::run_layers(int64_t n) {
+void Stage::run_layers(int64_t n, const std::vector<int32_t>* wanted) {
   Device& dev = *device_;
   const int64_t e = cfg_.n_embd;
   for (int64_t l = 0; l < n_layers(); ++l) {
@@ -179,10 +179,24 @@ void Stage::run_layers(int64_t n) {
     dev.rms_norm(ws_.hidden, w.attn_norm.f32(), ws_.normed, n, e, cfg_.rms_eps);
     attention(l, n);
     dev.add(ws_.hidden, ws_.delta, n * e);
-    dev.rms_norm(ws_.hidden, w.ffn_norm.f32(), ws_.normed, n, e, cfg_.rms_eps);
-    feed_forward(l, n);
-    dev.add(ws_.hidden, ws_.delta, n * e);
+    int64_t m = n;  // rows going through the feed-forward
+    if (wanted && l == n_layers() - 1) {
+      keep_rows(*wanted);
+      m = int64_t(wanted->size());
+      if (m == 0) break;  // no state wanted: the layer's keys and values were all it had to give
+    }
+    dev.rms_norm(ws_.hidden, w.ffn_norm.f32(), ws_.normed, m, e, cfg_.rms_eps);
+    feed_forward(l, m);
+    dev.add(ws_.hidden, ws_.delta, m * e);
   }
+}
+
+// Row wanted[j] to row j, in order: wanted is strictly increasing, so a row
+// is read before anything is written over it.
+void Stage::keep_rows(const std::vector<int32_t>& wanted) {
+  const size_t e = size_t(cfg_.n_embd);
+  for (size_t j = 0; j < wanted.size(); ++j)
+    if (size_t(wanted[j]) != j) device_->copy(ws_.hidden + j * e, ws_.hidden + size_t(wanted[j]) * e, e * sizeof(float));
 }
 
 // Steps of up to this many tokens are decode steps (one token per sequence), worth recording.
@@ -204,18 +218,27 @@ void Stage::run_layers_recorded(int64_t n) {
     device_records_ = false;
 }
 
-void Stage::forward(float* hidden, const int32_t* seq, const int32_t* pos, int64_t n) {
+void Stage::forward(float* hidden, const int32_t* seq, const int32_t* pos, int64_t n,
+                    const std::vector<int32_t>* wanted) {
   require(n > 0 && n <= max_tokens_, "a batch holds 1 to " + std::to_string(max_tokens_) + " tokens (max_tokens), got " +
                                          std::to_string(n));
+  if (wanted)
+    for (size_t j = 0; j < wanted->size(); ++j)
+      require((*wanted)[j] >= (j ? (*wanted)[j - 1] + 1 : 0) && (*wanted)[j] < n,
+              "wanted rows must be strictly increasing indices into the batch of " + std::to_string(n));
+  const bool every_row = !wanted || int64_t(wanted->size()) == n;  // n strictly increasing indices below n
   const Device::Scope on_device(*device_);
   Device& dev = *device_;
   const std::vector<int32_t> cells = cache_.allocate(seq, pos, n);
-  const size_t hidden_bytes = size_t(n * cfg_.n_embd) * sizeof(float);
+  const size_t row_bytes = size_t(cfg_.n_embd) * sizeof(float);
   try {
     upload_step(cells, seq, pos, n);
-    dev.to_device(ws_.hidden, hidden, hidden_bytes);
-    run_layers_recorded(n);
-    dev.to_host(hidden, ws_.hidden, hidden_bytes);
+    dev.to_device(ws_.hidden, hidden, size_t(n) * row_bytes);
+    if (every_row)
+      run_layers_recorded(n);
+    else
+      run_layers(n, wanted);
+    dev.to_host(hidden, ws_.hidden, (every_row ? size_t(n) : wanted->size()) * row_bytes);
   } catch (...) {
     cache_.release(cells);  // a failed batch leaves no half-written cells behind
     try {

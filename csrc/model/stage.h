@@ -27,7 +27,13 @@ class Stage {
         std::unique_ptr<RowSplit> rows = nullptr);
 
   // hidden: (n, n_embd), updated in place; seq, pos: (n,) per token; n <= max_tokens.
-  void forward(float* hidden, const int32_t* seq, const int32_t* pos, int64_t n);
+  // wanted: null (every token's state), or strictly increasing indices into
+  // the batch, for the model's last stage: only those tokens' states are
+  // needed (for their logits), so the last layer's feed-forward runs for them
+  // alone, as llama.cpp's does, and they come back in hidden's first
+  // wanted->size() rows. Every token's keys and values are still cached.
+  void forward(float* hidden, const int32_t* seq, const int32_t* pos, int64_t n,
+               const std::vector<int32_t>* wanted = nullptr);
 
   // Moves the cells of `seq` with positions in [p0, p1) by delta (context
   // shift): their positions change and their keys are rotated by delta so
@@ -42,8 +48,11 @@ class Stage {
 
  private:
   void upload_step(const std::vector<int32_t>& cells, const int32_t* seq, const int32_t* pos, int64_t n);
-  void run_layers(int64_t n);                 // ws_.hidden (n, n_embd) through every layer
-  void run_layers_recorded(int64_t n);        // the same, replaying a recording of it where the device can
+  // ws_.hidden (n, n_embd) through every layer; with `wanted` (forward's), the
+  // last layer's feed-forward takes only those rows, moved to the front first.
+  void run_layers(int64_t n, const std::vector<int32_t>* wanted = nullptr);
+  void run_layers_recorded(int64_t n);  // every row: replaying a recording of the step where the device can
+  void keep_rows(const std::vector<int32_t>& wanted);  // ws_.hidden's rows `wanted` -> its first rows
   void attention(int64_t layer, int64_t n);
   void feed_forward(int64_t layer, int64_t n);
   void linear(const Weight& w, const Weight& bias, const float* x, int64_t n, float* y);

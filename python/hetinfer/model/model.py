@@ -154,21 +154,36 @@ class Model:
         return np.concatenate([self._head(hidden[i:i + self.n_batch]) for i in range(0, len(hidden), self.n_batch)]) \
             if len(hidden) > self.n_batch else self._head(hidden)
 
-    def decode(self, ids: np.ndarray, seq: np.ndarray, pos: np.ndarray) -> np.ndarray:
+    def decode(self, ids: np.ndarray, seq: np.ndarray, pos: np.ndarray, wanted=None) -> np.ndarray:
         """Runs a batch of at most n_batch tokens through every layer, stage by
         stage; returns hidden states (n, n_embd). Each micro-batch's hidden
         state crosses to the next device once per stage boundary; with several
-        micro-batches the stages work on different ones at the same time."""
+        micro-batches the stages work on different ones at the same time.
+
+        wanted: None (every token's state), or strictly increasing row indices
+        of the tokens whose states are needed (those that get logits): the
+        last layer's feed-forward then runs for them alone, as llama.cpp's
+        does, and the result is (len(wanted), n_embd). Every token's keys and
+        values are cached either way."""
         hidden = self.embed(ids)
+        rows = None if wanted is None else self._check_wanted(wanted, len(ids))
         parts = split_batch(len(ids), self.micro_batches) if self._pipeline else [slice(0, len(ids))]
         self._boundaries.count += (len(self._stages) - 1) * len(parts)
         self._boundaries.bytes += (len(self._stages) - 1) * hidden.nbytes
         if len(parts) > 1:
+            part_rows = [None if rows is None else rows[(rows >= p.start) & (rows < p.stop)] - p.start for p in parts]
             return np.concatenate(self._pipeline.run([hidden[p] for p in parts], [seq[p] for p in parts],
-                                                     [pos[p] for p in parts]))
-        for stage in self._stages:
-            hidden = stage.forward(hidden, seq, pos)
+                                                     [pos[p] for p in parts], part_rows))
+        for k, stage in enumerate(self._stages):
+            hidden = stage.forward(hidden, seq, pos, rows if k == len(self._stages) - 1 else None)
         return hidden
+
+    @staticmethod
+    def _check_wanted(wanted, n: int) -> np.ndarray:
+        rows = np.asarray(wanted, np.int64).reshape(-1)
+        if rows.size and (rows[0] < 0 or rows[-1] >= n or np.any(np.diff(rows) <= 0)):
+            raise ValueError(f"wanted must be strictly increasing row indices of the batch of {n}, got {list(rows)}")
+        return rows.astype(np.int32)
 
     def prefill(self, tokens, seq_id: int = 0, start: int = 0, *, all_logits: bool = False) -> np.ndarray:
         """Appends tokens to sequence ``seq_id`` from position ``start``, in chunks
@@ -182,8 +197,12 @@ class Model:
         for first in range(0, ids.size, self.n_batch):
             chunk = ids[first:first + self.n_batch]
             pos = np.arange(start + first, start + first + chunk.size, dtype=np.int32)
-            hidden = self.decode(chunk, np.full(chunk.size, seq_id, np.int32), pos)
-            out.append(self.head(hidden if all_logits else hidden[-1:]))
+            last = first + chunk.size == ids.size
+            # Without all_logits only the prompt's last token needs a state: earlier chunks want none.
+            wanted = None if all_logits else [chunk.size - 1] if last else []
+            hidden = self.decode(chunk, np.full(chunk.size, seq_id, np.int32), pos, wanted)
+            if all_logits or last:
+                out.append(self.head(hidden))
         return np.concatenate(out) if all_logits else out[-1]
 
     def remove_sequence(self, seq_id: int, p0: int = 0, p1: int | None = None) -> None:

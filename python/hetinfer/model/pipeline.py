@@ -24,15 +24,18 @@ class Pipeline:
         self.stages = stages
         self._workers = [ThreadPoolExecutor(1, thread_name_prefix=f"hetinfer-stage{k}") for k in range(len(stages))]
 
-    def run(self, hidden: list[np.ndarray], seq: list[np.ndarray], pos: list[np.ndarray]) -> list[np.ndarray]:
+    def run(self, hidden: list[np.ndarray], seq: list[np.ndarray], pos: list[np.ndarray],
+            wanted: list[np.ndarray | None]) -> list[np.ndarray]:
         """hidden[i]: (n_i, n_embd) inputs of micro-batch i with its seq/pos
-        (n_i,); returns each micro-batch's output of the last stage."""
+        (n_i,) and the rows of it whose states are wanted (Model.decode; None:
+        all); returns each micro-batch's output of the last stage."""
         last: list[Future] = []
-        for h, s, p in zip(hidden, seq, pos):
+        for h, s, p, w in zip(hidden, seq, pos, wanted):
             fut: Future | None = None
             for k, stage in enumerate(self.stages):
                 # Stage k's worker takes micro-batches in submission order; each waits for its input.
-                fut = self._workers[k].submit(_forward, stage, fut, h, s, p)
+                rows = w if k == len(self.stages) - 1 else None
+                fut = self._workers[k].submit(_forward, stage, fut, h, s, p, rows)
             last.append(fut)
         wait(last)  # every micro-batch has left every stage before an error is raised: the caches are quiet
         return [f.result() for f in last]
@@ -42,8 +45,9 @@ class Pipeline:
             w.shutdown(wait=True)
 
 
-def _forward(stage, previous: Future | None, hidden: np.ndarray, seq: np.ndarray, pos: np.ndarray) -> np.ndarray:
-    return stage.forward(hidden if previous is None else previous.result(), seq, pos)
+def _forward(stage, previous: Future | None, hidden: np.ndarray, seq: np.ndarray, pos: np.ndarray,
+             wanted: np.ndarray | None) -> np.ndarray:
+    return stage.forward(hidden if previous is None else previous.result(), seq, pos, wanted)
 
 
 def split_batch(n: int, parts: int) -> list[slice]:

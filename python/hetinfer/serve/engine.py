@@ -198,8 +198,9 @@ class Engine:
         stepping = [s for s in self.slots if s.job is not None]
         try:
             ids, seq, pos, wants = self._batch()
-            hidden = self.model.decode(np.array(ids, np.int32), np.array(seq, np.int32), np.array(pos, np.int32))
-            logits = self.model.head(hidden[[row for _, row in wants]]) if wants else None
+            hidden = self.model.decode(np.array(ids, np.int32), np.array(seq, np.int32), np.array(pos, np.int32),
+                                       wanted=[row for _, row in wants])  # rows in batch order, as _batch adds them
+            logits = self.model.head(hidden) if wants else None
             for i, (slot, _) in enumerate(wants):
                 self._sampled(slot, slot.decoder.accept(logits[i]))
         except Exception as e:  # a failing step fails its requests, not the server
