@@ -57,9 +57,10 @@ def test_layer_split_gives_the_same_logits_as_one_device(models, rng, arch):
                                            ("row", {"tensor_split": [2, 1, 1]})], ids=["pipelined", "row"])
 def test_split_models_give_wanted_rows_alone(deep, rng, split, options):
     """Only the last stage drops the rows no one wants, and a pipelined batch
-    hands each micro-batch its own wanted rows: the states equal one device's."""
+    hands each micro-batch its own wanted rows (three micro-batches of four
+    tokens: rows 1 and 2, none, row 11): the states equal one device's."""
     ids = np.array(tokens(rng, 64, 12), np.int32)
-    seq, pos, wanted = np.zeros(12, np.int32), np.arange(12, dtype=np.int32), [1, 4, 5, 11]
+    seq, pos, wanted = np.zeros(12, np.int32), np.arange(12, dtype=np.int32), [1, 2, 11]
     with Model(deep, n_ctx=64, n_batch=16) as one:
         want = one.decode(ids, seq, pos)[wanted]
     with Model(deep, devices=SPLIT_DEVICES, split=split, n_threads=THREADS, n_ctx=64, n_batch=16, **options) as m:
