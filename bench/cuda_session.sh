@@ -13,11 +13,14 @@
 #          (HETINFER_CUDA_WEIGHTS=blocks) instead of planar rows
 #   sanitize  compute-sanitizer memcheck, then racecheck, over the CUDA op
 #          tests, each with the time that is left (a timeout is reported)
+#   profile  with what is still left, Nsight Compute over one decode step of
+#          the Llama-shaped Q4_0 file: per kernel and matrix shape, time, DRAM
+#          bytes and rate, load coalescing, occupancy (bench/ncu_summary.py)
 # Prepare on a machine that reaches PyPI (the GPU machine reaches nothing):
 #   bash bench/fetch_llamacpp.sh && bash bench/build_llamacpp_cuda.sh
 #   python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 -d .whl gguf
 # There, carrying .llamacpp/llama-cuda-sm90.tar.xz and .whl, with timeout_s 600:
-#   bash bench/cuda_session.sh            (STEPS="build test bench sanitize" picks steps)
+#   bash bench/cuda_session.sh            (STEPS="build test bench sanitize profile" picks steps)
 # $OUT receives summary.md (the comparison table, made by bench/cuda_summary.py)
 # and session.tar.gz (every log and JSON, packed again after every step, so a
 # call killed at its limit still brings back what it measured): the tool
@@ -29,7 +32,11 @@ cd "$(dirname "$0")/.."
 T0=$(date +%s)
 DEADLINE="${DEADLINE:-520}"
 OUT="${OUT:-/tmp/hetinfer-cuda}"
-STEPS="${STEPS:-build test bench sanitize}"
+STEPS="${STEPS:-build test bench sanitize profile}"
+# profile: a decode step of the 32-layer file launches about 772 kernels (24 a
+# layer, 4 for the embedding and the head); two steps go by unprofiled (the
+# first runs plain, the second is recorded).
+NCU_SKIP="${NCU_SKIP:-1544}" NCU_COUNT="${NCU_COUNT:-772}"
 BENCH_DEVICES="${BENCH_DEVICES:-cuda:0}"
 N_LAYER="${N_LAYER:-32}"                     # Llama-3-8B has 32; a rehearsal takes fewer
 N_PROMPT="${N_PROMPT:-512}" N_GEN="${N_GEN:-128}" PARALLEL="${PARALLEL:-1,4,16}" REPS="${REPS:-3}"  # both engines
@@ -63,6 +70,8 @@ step() {
 finish() {
   log "done"
   [ -n "${models:-}" ] && python3 bench/cuda_summary.py "$WORK" $models > "$WORK/summary.md" 2>> "$WORK/session.log"
+  [ -s "$WORK/ncu-decode.md" ] && printf '\nOne decode step, per kernel (ncu):\n\n' >> "$WORK/summary.md" &&
+    cat "$WORK/ncu-decode.md" >> "$WORK/summary.md"
   cp "$WORK/summary.md" "$OUT/" 2>/dev/null && cat "$WORK/summary.md"
   pack
 }
@@ -156,4 +165,17 @@ if has sanitize; then
       python3 -m pytest -q -x -p no:cacheprovider -k "${check#*:}" tests/test_ops.py > "$WORK/sanitize-$tool.log" 2>&1
     grep -E "ERROR SUMMARY|RACECHECK SUMMARY|passed|failed" "$WORK/sanitize-$tool.log" | tail -3
   done
+fi
+
+if has profile; then   # what is left: which kernels a decode step spends its time in, for the next round
+  log "ncu over one decode step of llama8b-Q4_0, after two unprofiled ones"
+  step ncu 150 ncu --clock-control none --target-processes all --csv --page raw --print-units base \
+    --metrics "$(python3 bench/ncu_summary.py --metrics)" --launch-skip "$NCU_SKIP" --launch-count "$NCU_COUNT" \
+    python3 -m hetinfer bench "$MODELS/llama8b-Q4_0.gguf" --devices "$BENCH_DEVICES" -p 0 -n 4 -r 1 \
+    > "$WORK/ncu-decode.csv" 2> "$WORK/ncu-decode.err"
+  if python3 bench/ncu_summary.py "$WORK/ncu-decode.csv" > "$WORK/ncu-decode.md" 2>> "$WORK/session.log"; then
+    head -24 "$WORK/ncu-decode.md"
+  else
+    log "profile: no table (ncu-decode.err says why)"; rm -f "$WORK/ncu-decode.md"
+  fi
 fi
