@@ -170,6 +170,7 @@ fi
 if has profile; then   # what is left: which kernels a decode step spends its time in, for the next round
   log "ncu over one decode step of llama8b-Q4_0, after two unprofiled ones"
   step ncu 150 ncu --clock-control none --target-processes all --csv --page raw --print-units base \
+    --print-kernel-base demangled \
     --metrics "$(python3 bench/ncu_summary.py --metrics)" --launch-skip "$NCU_SKIP" --launch-count "$NCU_COUNT" \
     python3 -m hetinfer bench "$MODELS/llama8b-Q4_0.gguf" --devices "$BENCH_DEVICES" -p 0 -n 4 -r 1 \
     > "$WORK/ncu-decode.csv" 2> "$WORK/ncu-decode.err"

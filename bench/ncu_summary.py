@@ -5,7 +5,7 @@ launch and the rate, global-load sectors per request (4 = every lane's 4
 bytes in one 32-byte sector, higher = more scattered), achieved occupancy and
 registers, and each row's share of the profiled time.
 
-    ncu --csv --page raw --print-units base --metrics METRICS ... > run.csv
+    ncu --csv --page raw --print-units base --print-kernel-base demangled --metrics METRICS ... > run.csv
     python bench/ncu_summary.py run.csv
 
 METRICS is bench/ncu_summary.py's METRICS, comma-joined (the session script
