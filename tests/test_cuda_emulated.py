@@ -357,7 +357,7 @@ def test_quantize_act(emu, rng, values):
 
 
 @pytest.mark.parametrize("t", TYPES)
-@pytest.mark.parametrize("n", [1, 8])  # decode; the largest batch the matvec takes
+@pytest.mark.parametrize("n", [1, 8, 16])  # decode; one pass of the matvec; the largest batch it takes
 def test_mmvq(emu, cpu, rng, t, n):
     rows, k = 67, matmul_k(t)  # 67: the last block of 4 rows has 3
     w = random_weights(t, rows, k, rng)
@@ -419,7 +419,7 @@ def test_mmvq_more_tokens_than_a_pass(emu, cpu, rng, t):
 
 
 @pytest.mark.parametrize("t", TYPES)
-@pytest.mark.parametrize("rows,n", [(67, 70), (64, 9)])  # partial row and token tiles; the fewest tokens mmq takes
+@pytest.mark.parametrize("rows,n", [(67, 70), (64, 17)])  # partial row and token tiles; the fewest tokens mmq takes
 @pytest.mark.parametrize("planar", [False, True], ids=["blocks", "planar"])
 def test_mmq(emu, cpu, rng, t, rows, n, planar):
     k = matmul_k(t)

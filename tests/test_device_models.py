@@ -13,7 +13,7 @@ way: measured on these random models (2026-11-23) scalar vs AVX2 up to
 3.4e-4, SYCL vs AVX2 up to 3.3e-4. Bound: NMSE < 3e-3 over a prompt; a wrong
 kernel gives ~1. Greedy tokens of the real Gemma 3 270M must be equal.
 
-On CUDA a step of each size (up to 8 tokens) runs as it is the first time,
+On CUDA a step of each size (up to 16 tokens) runs as it is the first time,
 is recorded as a graph the second and replayed after: prompts of 28 tokens
 go in batches of 8, 8, 8 and 4, and a test decodes single tokens, so the
 comparisons cover replayed steps too.

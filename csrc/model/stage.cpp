@@ -199,8 +199,10 @@ void Stage::keep_rows(const std::vector<int32_t>& wanted) {
     if (size_t(wanted[j]) != j) device_->copy(ws_.hidden + j * e, ws_.hidden + size_t(wanted[j]) * e, e * sizeof(float));
 }
 
-// Steps of up to this many tokens are decode steps (one token per sequence), worth recording.
-constexpr int64_t kRecordedTokens = 8;
+// Steps of up to this many tokens are decode steps (one token per sequence,
+// up to 16 sequences), worth recording: a recording serves every later step
+// of its size, as every launch's shape depends on the size alone.
+constexpr int64_t kRecordedTokens = 16;
 
 void Stage::run_layers_recorded(int64_t n) {
   // A row split moves slices through other devices, which one device cannot record.

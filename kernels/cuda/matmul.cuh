@@ -10,8 +10,11 @@
 
 namespace hi::cuda {
 
-// Tokens up to which the matvec runs (decode and small parallel batches).
-constexpr int64_t kMatvecTokens = 8;
+// Tokens up to which the matvec runs (decode and parallel batches of up to 16
+// sequences). It takes tokens 8 a pass, each warp re-reading its row from
+// L1/L2 for the second; the tiled matmul would give a 4096-row matrix only 64
+// blocks of 128 threads for 132 SMs at these sizes (64 rows a block).
+constexpr int64_t kMatvecTokens = 16;
 
 // w: (rows, k) of `type`, rows packed, quantised rows planar (planar_blocks.h)
 // when `planar`; x: (n, k) floats; y: (n, rows) floats. scratch:

@@ -14,7 +14,8 @@
 // CPU's chunk_dot float ops) per token; one warp_sum per token. The integer
 // sums and every float op are the same in all layouts, so y is too. Float weights: lane l takes elements l, l+32, ... (fully
 // coalesced) with FMAs. Tokens go in batches of kTok with a fixed-size
-// accumulator array, so n > kTok also works (the caller sends n <= 8).
+// accumulator array, so n > kTok also works: a pass per 8 tokens, the row's
+// weights read again (from cache) for the next (the caller sends n <= 16).
 #include "chunk_words.cuh"
 #include "cuda_common.cuh"
 #include "mmvq.cuh"
@@ -24,7 +25,7 @@ namespace hi::cuda {
 namespace {
 
 constexpr int kRowsPerBlock = 4;  // 128 threads
-constexpr int kTok = 8;           // tokens per pass, = kMatvecTokens
+constexpr int kTok = 8;           // tokens per pass
 
 template <typename T, RowLayout L>
 __global__ void __launch_bounds__(kRowsPerBlock* kWarp)
