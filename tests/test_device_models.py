@@ -111,6 +111,28 @@ def test_decode_steps_match_the_cpu(models, rng, accel):
     assert nmse(got[1], got[0]) < BOUND
 
 
+def test_wanted_rows_match_the_whole_batch(models, rng, accel):
+    """A step that wants a few rows, or none (its ops still queued when the
+    stage returns no rows: the device must have finished them), keeps every
+    token's keys and values: the next step is the whole batch's next step. The
+    few rows take the matvec where the whole batch took the tiled matmul, so
+    within the bound, not bit for bit."""
+    path = models("llama", "Q4_K_M")
+    ids = np.array(prompt(rng, 500, 12), np.int32)
+    seq, pos = np.zeros(12, np.int32), np.arange(12, dtype=np.int32)
+    nxt = (np.array([7], np.int32), np.zeros(1, np.int32), np.array([12], np.int32))
+    with Model(path, devices=[accel], n_ctx=32, n_batch=16) as m:
+        whole = m.decode(ids, seq, pos)
+        after = m.decode(*nxt)
+        for wanted in ([3, 11], []):
+            m.remove_sequence(0)
+            got = m.decode(ids, seq, pos, wanted=wanted)
+            assert got.shape == (len(wanted), m.config.n_embd)
+            if wanted:
+                assert nmse(got, whole[wanted]) < BOUND
+            assert nmse(m.decode(*nxt), after) < BOUND
+
+
 @pytest.mark.parametrize("cache_type", ["f16", "q8_0"])  # q8_0: the shift reads quantised keys (get_rows of a cache)
 def test_context_shift_matches_the_cpu(models, rng, accel, cache_type):
     path = models("llama", "Q4_K_M")

@@ -80,6 +80,11 @@ def test_wanted_rows_equal_the_whole_batch_bit_for_bit(models, rng, arch):
         for bad in ([3, 3], [7, 2], [10], [-1]):
             with pytest.raises(ValueError, match="strictly increasing row indices of the batch of 10"):
                 m.decode(ids, seq, pos, wanted=bad)
+            with pytest.raises(ValueError, match="strictly increasing indices into the batch of 10"):  # the stage's own check
+                m._stages[-1].forward(m.embed(ids), seq, pos, np.array(bad, np.int32))
+        with pytest.raises(TypeError, match="int row indices"):
+            m.decode(ids, seq, pos, wanted=[3.5])
+        assert m.used_cells == 11  # no refused step took a cell
 
 
 @pytest.mark.parametrize("arch", ARCHS)

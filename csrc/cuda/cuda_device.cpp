@@ -150,7 +150,7 @@ void CudaDevice::to_device(void* dst, const void* host, size_t bytes) {
 }
 
 void CudaDevice::to_host(void* host, const void* src, size_t bytes) {
-  if (!bytes) return;
+  if (!bytes) return synchronize();  // still "after every op queued before it" (device.h)
   const CurrentDevice current(ordinal_);
   check(cudaMemcpyAsync(host, src, bytes, cudaMemcpyDeviceToHost, stream_), "a copy to the host");
   check(cudaStreamSynchronize(stream_), "a copy to the host");

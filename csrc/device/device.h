@@ -67,7 +67,8 @@ class Device {
   virtual bool host_memory() const = 0;
   // Returns once `host` may be reused.
   virtual void to_device(void* dst, const void* host, size_t bytes) = 0;
-  // Returns once the bytes are in `host`, after every op queued before it.
+  // Returns once the bytes are in `host`, after every op queued before it
+  // (also when there are no bytes: a step that wants no rows waits so).
   virtual void to_host(void* host, const void* src, size_t bytes) = 0;
   virtual void copy(void* dst, const void* src, size_t bytes) = 0;
   virtual void fill_zero(void* dst, size_t bytes) = 0;

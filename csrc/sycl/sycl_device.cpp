@@ -103,7 +103,8 @@ void SyclDevice::to_device(void* dst, const void* host, size_t bytes) {
 }
 
 void SyclDevice::to_host(void* host, const void* src, size_t bytes) {
-  if (bytes) guarded("a copy to the host", [&] { queue_.memcpy(host, src, bytes).wait_and_throw(); });
+  if (!bytes) return synchronize();  // still "after every op queued before it" (device.h)
+  guarded("a copy to the host", [&] { queue_.memcpy(host, src, bytes).wait_and_throw(); });
 }
 
 void SyclDevice::copy(void* dst, const void* src, size_t bytes) {

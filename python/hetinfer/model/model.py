@@ -180,9 +180,11 @@ class Model:
 
     @staticmethod
     def _check_wanted(wanted, n: int) -> np.ndarray:
-        rows = np.asarray(wanted, np.int64).reshape(-1)
+        rows = np.asarray(wanted).reshape(-1)
+        if rows.size and (rows.dtype == np.bool_ or not np.issubdtype(rows.dtype, np.integer)):
+            raise TypeError(f"wanted must be int row indices, got {rows.dtype} values")
         if rows.size and (rows[0] < 0 or rows[-1] >= n or np.any(np.diff(rows) <= 0)):
-            raise ValueError(f"wanted must be strictly increasing row indices of the batch of {n}, got {list(rows)}")
+            raise ValueError(f"wanted must be strictly increasing row indices of the batch of {n}, got {rows.tolist()}")
         return rows.astype(np.int32)
 
     def prefill(self, tokens, seq_id: int = 0, start: int = 0, *, all_logits: bool = False) -> np.ndarray:
