@@ -1,6 +1,7 @@
 #include "stage.h"
 
 #include <algorithm>
+#include <cstring>
 #include <stdexcept>
 #include <string>
 
@@ -155,20 +156,30 @@ void Stage::shift_sequence(int32_t seq, int32_t p0, int32_t p1, int32_t delta) {
   dev.synchronize();
 }
 
-// Uploads a step's metadata: positions, KV cells, and for each window the
-// cells each query sees.
-void Stage::upload_step(const std::vector<int32_t>& cells, const int32_t* seq, const int32_t* pos, int64_t n) {
-  Device& dev = *device_;
-  dev.to_device(ws_.pos, pos, size_t(n) * sizeof(int32_t));
-  dev.to_device(ws_.cells, cells.data(), size_t(n) * sizeof(int32_t));
+// Stages a step's inputs at their workspace offsets (workspace.h: hidden
+// first, visible last) and uploads them in one copy: each copy to a GPU waits
+// for the device, so one wait a step instead of one per input.
+void Stage::upload_step(const float* hidden, const std::vector<int32_t>& cells, const int32_t* seq,
+                        const int32_t* pos, int64_t n) {
+  const uintptr_t base = reinterpret_cast<uintptr_t>(ws_.hidden);
   VisibleCells visible(cache_.cell_seq(), cache_.cell_pos(), cache_.n_cells(), seq, n);
   const AttnCells host = visible.slices();
-  dev.to_device(ws_.visible, host.cells, size_t(visible.n_cells()) * sizeof(int32_t));
+  const size_t span =  // through the visible cells this step uses
+      size_t(reinterpret_cast<uintptr_t>(ws_.visible) - base) + size_t(visible.n_cells()) * sizeof(int32_t);
+  if (step_host_.size() < span) step_host_.resize(span);
+  const auto stage = [&](const void* field, const void* src, size_t bytes) {
+    std::memcpy(step_host_.data() + (reinterpret_cast<uintptr_t>(field) - base), src, bytes);
+  };
+  stage(ws_.hidden, hidden, size_t(n * cfg_.n_embd) * sizeof(float));
+  stage(ws_.pos, pos, size_t(n) * sizeof(int32_t));
+  stage(ws_.cells, cells.data(), size_t(n) * sizeof(int32_t));
+  stage(ws_.visible, host.cells, size_t(visible.n_cells()) * sizeof(int32_t));
   for (size_t slot = 0; slot < windows_.size(); ++slot) {
     visible.select(seq, pos, windows_[slot]);
-    dev.to_device(ws_.begin[slot], host.begin, size_t(n) * sizeof(int64_t));
-    dev.to_device(ws_.end[slot], host.end, size_t(n) * sizeof(int64_t));
+    stage(ws_.begin[slot], host.begin, size_t(n) * sizeof(int64_t));
+    stage(ws_.end[slot], host.end, size_t(n) * sizeof(int64_t));
   }
+  device_->to_device(ws_.hidden, step_host_.data(), span);
 }
 
 void Stage::run_layers(int64_t n, const std::vector<int32_t>* wanted) {
@@ -234,8 +245,7 @@ void Stage::forward(float* hidden, const int32_t* seq, const int32_t* pos, int64
   const std::vector<int32_t> cells = cache_.allocate(seq, pos, n);
   const size_t row_bytes = size_t(cfg_.n_embd) * sizeof(float);
   try {
-    upload_step(cells, seq, pos, n);
-    dev.to_device(ws_.hidden, hidden, size_t(n) * row_bytes);
+    upload_step(hidden, cells, seq, pos, n);
     if (every_row)
       run_layers_recorded(n);
     else
