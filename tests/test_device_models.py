@@ -111,20 +111,38 @@ def test_decode_steps_match_the_cpu(models, rng, accel):
     assert nmse(got[1], got[0]) < BOUND
 
 
+def test_parallel_decode_steps_match_the_cpu(models, rng, accel):
+    """Twelve sequences decoding side by side: steps of 12 tokens (on CUDA:
+    the matvec in two passes; the step run, recorded, then replayed twice)."""
+    path = models("llama", "Q4_K_M")
+    prompts = [prompt(rng, 500, 3) for _ in range(12)]
+    steps = np.array([prompt(rng, 500, 12) for _ in range(4)], np.int32)  # (4 steps, 12 sequences)
+    seq = np.arange(12, dtype=np.int32)
+    got = []
+    for devices in (["cpu"], [accel]):
+        with Model(path, devices=devices, n_ctx=128, n_parallel=12, n_batch=16) as m:
+            for s, p in enumerate(prompts):
+                m.prefill(p, seq_id=s)
+            got.append(np.concatenate([m.head(m.decode(ids, seq, np.full(12, 3 + i, np.int32)))
+                                       for i, ids in enumerate(steps)]))
+    assert got[0].shape == (48, 512)
+    assert nmse(got[1], got[0]) < BOUND
+
+
 def test_wanted_rows_match_the_whole_batch(models, rng, accel):
     """A step that wants a few rows, or none (its ops still queued when the
     stage returns no rows: the device must have finished them), keeps every
     token's keys and values: the next step is the whole batch's next step. The
-    few rows take the matvec where the whole batch took the tiled matmul, so
+    whole batch of 20 takes the tiled matmul, the two rows the matvec, so
     within the bound, not bit for bit."""
     path = models("llama", "Q4_K_M")
-    ids = np.array(prompt(rng, 500, 12), np.int32)
-    seq, pos = np.zeros(12, np.int32), np.arange(12, dtype=np.int32)
-    nxt = (np.array([7], np.int32), np.zeros(1, np.int32), np.array([12], np.int32))
-    with Model(path, devices=[accel], n_ctx=32, n_batch=16) as m:
+    ids = np.array(prompt(rng, 500, 20), np.int32)
+    seq, pos = np.zeros(20, np.int32), np.arange(20, dtype=np.int32)
+    nxt = (np.array([7], np.int32), np.zeros(1, np.int32), np.array([20], np.int32))
+    with Model(path, devices=[accel], n_ctx=32, n_batch=32) as m:
         whole = m.decode(ids, seq, pos)
         after = m.decode(*nxt)
-        for wanted in ([3, 11], []):
+        for wanted in ([3, 19], []):
             m.remove_sequence(0)
             got = m.decode(ids, seq, pos, wanted=wanted)
             assert got.shape == (len(wanted), m.config.n_embd)

@@ -97,6 +97,10 @@ Stage::Stage(std::shared_ptr<Device> device, const BlockConfig& config, std::vec
   Workspace::layout(cfg_, max_tokens_, n_cells, nullptr, &bytes);
   workspace_buffer_ = DeviceBuffer(*device_, bytes, MemKind::Compute);
   ws_ = Workspace::layout(cfg_, max_tokens_, n_cells, workspace_buffer_.as<uint8_t>(), nullptr);
+  const auto at = [](const void* p) { return reinterpret_cast<uintptr_t>(p); };  // upload_step's one block
+  require(at(ws_.pos) < at(ws_.cells) && at(ws_.cells) < at(ws_.begin[0]) &&
+              at(ws_.end[kMaxWindows - 1]) < at(ws_.visible),
+          "workspace layout: a step's metadata must run from pos to visible");
 }
 
 // ws_.normed (n, n_embd) -> ws_.delta (n, n_embd)
@@ -156,12 +160,13 @@ void Stage::shift_sequence(int32_t seq, int32_t p0, int32_t p1, int32_t delta) {
   dev.synchronize();
 }
 
-// Stages a step's inputs at their workspace offsets (workspace.h: hidden
-// first, visible last) and uploads them in one copy: each copy to a GPU waits
-// for the device, so one wait a step instead of one per input.
+// Stages a step's token metadata at its workspace offsets (workspace.h: pos
+// first, visible last) and uploads it in one copy, then the hidden states:
+// each copy to a GPU waits for the device, so two waits a step instead of one
+// per input (6 for one attention window, 8 for two).
 void Stage::upload_step(const float* hidden, const std::vector<int32_t>& cells, const int32_t* seq,
                         const int32_t* pos, int64_t n) {
-  const uintptr_t base = reinterpret_cast<uintptr_t>(ws_.hidden);
+  const uintptr_t base = reinterpret_cast<uintptr_t>(ws_.pos);
   VisibleCells visible(cache_.cell_seq(), cache_.cell_pos(), cache_.n_cells(), seq, n);
   const AttnCells host = visible.slices();
   const size_t span =  // through the visible cells this step uses
@@ -170,7 +175,6 @@ void Stage::upload_step(const float* hidden, const std::vector<int32_t>& cells, 
   const auto stage = [&](const void* field, const void* src, size_t bytes) {
     std::memcpy(step_host_.data() + (reinterpret_cast<uintptr_t>(field) - base), src, bytes);
   };
-  stage(ws_.hidden, hidden, size_t(n * cfg_.n_embd) * sizeof(float));
   stage(ws_.pos, pos, size_t(n) * sizeof(int32_t));
   stage(ws_.cells, cells.data(), size_t(n) * sizeof(int32_t));
   stage(ws_.visible, host.cells, size_t(visible.n_cells()) * sizeof(int32_t));
@@ -179,7 +183,8 @@ void Stage::upload_step(const float* hidden, const std::vector<int32_t>& cells, 
     stage(ws_.begin[slot], host.begin, size_t(n) * sizeof(int64_t));
     stage(ws_.end[slot], host.end, size_t(n) * sizeof(int64_t));
   }
-  device_->to_device(ws_.hidden, step_host_.data(), span);
+  device_->to_device(ws_.pos, step_host_.data(), span);
+  device_->to_device(ws_.hidden, hidden, size_t(n * cfg_.n_embd) * sizeof(float));
 }
 
 void Stage::run_layers(int64_t n, const std::vector<int32_t>* wanted) {

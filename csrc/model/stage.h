@@ -47,8 +47,8 @@ class Stage {
   const RowSplit* rows() const { return rows_.get(); }
 
  private:
-  // A step's inputs (hidden states, positions, KV cells, each query's visible
-  // cells) staged in step_host_ and uploaded in one copy.
+  // A step's inputs: its token metadata (positions, KV cells, each query's
+  // visible cells) staged in step_host_ and uploaded in one copy, then hidden.
   void upload_step(const float* hidden, const std::vector<int32_t>& cells, const int32_t* seq, const int32_t* pos,
                    int64_t n);
   // ws_.hidden (n, n_embd) through every layer; with `wanted` (forward's), the
@@ -73,7 +73,7 @@ class Stage {
   std::vector<int> window_slot_;      // (n_layers,) each layer's index into windows_
   DeviceBuffer workspace_buffer_;  // stage_workspace_bytes(cfg_, max_tokens_, n_cells)
   Workspace ws_;                   // views of workspace_buffer_
-  std::vector<uint8_t> step_host_;  // (bytes from ws_.hidden to the end of the visible cells,) a step's inputs
+  std::vector<uint8_t> step_host_;  // (bytes from ws_.pos to the end of the visible cells,) a step's metadata
   // Decode steps of n tokens queue the same ops on the same buffers every
   // time (a step's cells are read from the workspace): recorded once per n.
   std::unordered_map<int64_t, std::unique_ptr<Device::Recording>> recorded_;

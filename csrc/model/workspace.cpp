@@ -35,9 +35,9 @@ size_t act_scratch_bytes(const BlockConfig& c, int64_t n) {
 Workspace Workspace::layout(const BlockConfig& c, int64_t n, int64_t n_cells, uint8_t* base, size_t* bytes) {
   Workspace w{};
   Carver carve{base};
-  // A step's inputs first, visible last: one copy from hidden to the used
-  // part of visible uploads them all (Stage::upload_step).
-  w.hidden = carve.floats(n * c.n_embd);
+  // A step's token metadata first, visible last, so one copy from pos to the
+  // used part of visible uploads it all (Stage::upload_step); hidden, whose
+  // max_tokens rows such a copy would mostly carry for nothing, goes on its own.
   w.pos = carve.int32s(n);
   w.cells = carve.int32s(n);
   for (int i = 0; i < kMaxWindows; ++i) {
@@ -45,6 +45,7 @@ Workspace Workspace::layout(const BlockConfig& c, int64_t n, int64_t n_cells, ui
     w.end[i] = carve.int64s(n);
   }
   w.visible = carve.int32s(n_cells);
+  w.hidden = carve.floats(n * c.n_embd);
   w.normed = carve.floats(n * c.n_embd);
   w.delta = carve.floats(n * c.n_embd);
   w.act = carve.take(act_scratch_bytes(c, n));

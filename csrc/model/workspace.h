@@ -12,8 +12,8 @@ namespace hi {
 // Distinct attention windows a stage may have (gemma3: global and one sliding size).
 constexpr int kMaxWindows = 2;
 
-// A step's inputs (hidden, pos, cells, begin, end, visible) lie in that order
-// at the buffer's start, so one copy uploads them (Stage::upload_step).
+// A step's token metadata (pos, cells, begin, end, visible) lies in that order
+// at the buffer's start, so one copy uploads it (Stage::upload_step).
 struct Workspace {
   float* hidden;  // (n, n_embd) the residual stream, copied in and out of the stage
   float* normed;  // (n, n_embd) the normed residual stream
