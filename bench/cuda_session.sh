@@ -67,6 +67,14 @@ step() {
   pack
   return $rc
 }
+# Waits for the models' writer (once), until the deadline at most.
+wait_models() {
+  [ -n "${writer:-}" ] || return 0
+  while kill -0 "$writer" 2> /dev/null && (( $(seconds_left) > 20 )); do sleep 1; done
+  kill "$writer" 2> /dev/null && log "models: writing stopped at the deadline"
+  wait "$writer"; log "models written (rc=$?): $(ls "$MODELS" | tr '\n' ' ')"
+  writer=""
+}
 finish() {
   log "done"
   [ -n "${models:-}" ] && python3 bench/cuda_summary.py "$WORK" $models > "$WORK/summary.md" 2>> "$WORK/session.log"
@@ -103,7 +111,7 @@ print('CUDA backend:', r or 'available'); raise SystemExit(1 if r else 0)" 2>&1 
   [ "${PIPESTATUS[0]}" = 0 ] || exit 1
 fi
 
-if has bench; then   # written while the tests run: CPU and disk, not the GPU
+if has bench || has profile; then   # written while the tests run: CPU and disk, not the GPU
   models="$MODELS/llama8b-Q4_0.gguf $MODELS/llama8b-Q4_K_M.gguf $MODELS/gemma270m-Q4_K_M.gguf"   # as written below
   python3 -c "
 from hetinfer.testing import write_model
@@ -130,9 +138,7 @@ if has bench; then
   step nvcc 60 nvcc -O3 -o /tmp/hbm_bandwidth bench/hbm_bandwidth.cu && step hbm 30 /tmp/hbm_bandwidth 4 20 \
     > "$WORK/hbm.json"
   cat "$WORK/hbm.json"
-  while kill -0 "$writer" 2> /dev/null && (( $(seconds_left) > 20 )); do sleep 1; done
-  kill "$writer" 2> /dev/null && log "models: writing stopped at the deadline"
-  wait "$writer"; log "models written (rc=$?): $(ls "$MODELS" | tr '\n' ' ')"
+  wait_models
   for path in $models; do
     name=$(basename "${path%.gguf}")
     for p in ${PARALLEL//,/ }; do   # a run each, so one that times out loses only its own results
@@ -168,6 +174,7 @@ if has sanitize; then
 fi
 
 if has profile; then   # what is left: which kernels a decode step spends its time in, for the next round
+  wait_models
   log "ncu over one decode step of llama8b-Q4_0, after two unprofiled ones"
   step ncu 150 ncu --clock-control none --target-processes all --csv --page raw --print-units base \
     --print-kernel-base demangled \
