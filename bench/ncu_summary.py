@@ -17,11 +17,12 @@ from __future__ import annotations
 
 import argparse
 import csv
-import re
 import statistics
 import sys
 from collections import defaultdict
 from pathlib import Path
+
+from kernel_names import short_name
 
 METRICS = [
     "gpu__time_duration.sum",                           # ns
@@ -36,19 +37,6 @@ METRICS = [
 
 def number(text: str) -> float:
     return float(text.replace(",", "")) if text.strip() else float("nan")
-
-
-def short_name(name: str) -> str:
-    """'void hi::cuda::(anonymous namespace)::mmvq_kernel<hi::block_q4_0, (hi::cuda::RowLayout)2>(...)'
-    -> 'mmvq_kernel<block_q4_0, 2>'."""
-    name = re.sub(r"hi::|cuda::|\(anonymous namespace\)::|RowLayout|^void ", "", name)
-    depth = 0
-    for i in range(len(name) - 1, -1, -1):  # drop the argument list
-        depth += {")": 1, "(": -1}.get(name[i], 0)
-        if depth == 0 and name[i] == "(":
-            name = name[:i]
-            break
-    return re.sub(r"\(\)(\d)", r"\1", name)
 
 
 def rows_of(path: Path) -> list[dict[str, str]]:

@@ -20,6 +20,8 @@ import subprocess
 import sys
 import tempfile
 
+from kernel_names import short_name
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 INCLUDES = ["kernels", "kernels/common", "kernels/cuda", "csrc"]
 # LDG.E.U8.CONSTANT, LDG.E.64, LDS.128, ...: the width is the suffix that is a size.
@@ -54,18 +56,6 @@ def load_counts(sass: str) -> dict[str, collections.Counter]:
     demangled = subprocess.run([tool("c++filt")], input="\n".join(names), capture_output=True, text=True,
                                check=True).stdout.splitlines()
     return {short_name(d): kernels[n] for n, d in zip(names, demangled)}
-
-
-def short_name(demangled: str) -> str:
-    """'void ns::kernel<A, (E)2>(args)' -> 'kernel<A, 2>'."""
-    name = re.sub(r"hi::|cuda::|\(anonymous namespace\)::|RowLayout", "", demangled).removeprefix("void ")
-    depth = 0
-    for i in range(len(name) - 1, -1, -1):  # drop the argument list: the group that closes the name
-        depth += {")": 1, "(": -1}.get(name[i], 0)
-        if depth == 0:
-            name = name[:i]
-            break
-    return re.sub(r"\(\)(\d)", r"\1", name)
 
 
 def main() -> None:

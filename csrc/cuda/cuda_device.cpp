@@ -211,8 +211,7 @@ void CudaDevice::softcap(float* x, int64_t n, float cap) {
 
 void CudaDevice::get_rows(QType type, Table kind, const uint8_t* table, int64_t cols, const int32_t* ids, int64_t n,
                           float scale, float* out) {
-  const bool planar = planar_ && kind == Table::Weights;
-  run([&] { cuda::get_rows(type, table, cols, ids, n, scale, out, planar, stream_); });
+  run([&] { cuda::get_rows(type, table, cols, ids, n, scale, out, planar_table(kind), stream_); });
 }
 
 void CudaDevice::set_rows(QType type, uint8_t* table, int64_t cols, const int32_t* ids, int64_t n, const float* src) {

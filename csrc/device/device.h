@@ -60,6 +60,9 @@ class Device {
   // neighbouring blocks read neighbouring bytes); its matmul and get_rows of
   // Table::Weights read them so.
   virtual bool planar_weights() const { return false; }
+  // True when get_rows' table of this kind is planar rows here: placed weights
+  // on a planar_weights device (a KV cache never is).
+  bool planar_table(Table kind) const { return planar_weights() && kind == Table::Weights; }
 
   // ---- copies. Pointers named host are host memory; all others this device's.
   // True when this device's memory is host memory (the CPU): pointers of one

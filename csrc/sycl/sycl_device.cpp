@@ -176,7 +176,7 @@ void SyclDevice::softcap(float* x, int64_t n, float cap) { launch("hi_softcap", 
 
 void SyclDevice::get_rows(QType type, Table kind, const uint8_t* table, int64_t cols, const int32_t* ids, int64_t n,
                           float scale, float* out) {
-  const int32_t planar = kind == Table::Weights ? 1 : 0;  // placed weights are planar rows
+  const int32_t planar = planar_table(kind) ? 1 : 0;
   launch(typed("hi_get_rows", type), round_up(n * int64_t(ceil_div(cols, 32)), 64), 64, table, planar, cols, ids, n,
          scale, out);
 }

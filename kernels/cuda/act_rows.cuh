@@ -17,6 +17,12 @@
 
 namespace hi::cuda {
 
+// Byte offsets of the planes in a row of k values (the table above), for the
+// reader and the writer alike.
+__device__ __forceinline__ int64_t act_scales_at(int64_t k) { return k; }
+template <int V>
+__device__ __forceinline__ int64_t act_sums_at(int64_t k) { return k + 4 * (k / V); }
+
 // Where chunk c's fields lie in every token's row of k values: worked out
 // once per chunk, so a kernel reading several tokens' rows adds only the row.
 template <int V>
@@ -25,7 +31,7 @@ struct ActChunkAt {
   int64_t codes, scale, sums;  // byte offsets in a row
 
   __device__ ActChunkAt(int64_t k, int64_t c)
-      : codes(QK * c), scale(k + 4 * (c / (V / QK))), sums(k + 4 * (k / V) + 4 * c) {}
+      : codes(QK * c), scale(act_scales_at(k) + 4 * (c / (V / QK))), sums(act_sums_at<V>(k) + 4 * c) {}
 
   // row: a token's row, act_row_stride(V, k) bytes.
   __device__ const int8_t* codes_in(const uint8_t* row) const { return reinterpret_cast<const int8_t*>(row + codes); }
@@ -45,8 +51,8 @@ struct ActRowOut {
   int64_t k;
 
   __device__ int8_t* codes() const { return reinterpret_cast<int8_t*>(row); }
-  __device__ float* scales() const { return reinterpret_cast<float*>(row + k); }
-  __device__ int16_t* sums() const { return reinterpret_cast<int16_t*>(row + k + 4 * (k / V)); }  // (k / 16,)
+  __device__ float* scales() const { return reinterpret_cast<float*>(row + act_scales_at(k)); }  // (k / V,)
+  __device__ int16_t* sums() const { return reinterpret_cast<int16_t*>(row + act_sums_at<V>(k)); }   // (k / 16,)
 };
 
 // Values per activation block for weight type T (V of its activation rows).

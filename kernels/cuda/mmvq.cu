@@ -12,10 +12,11 @@
 // neighbouring chunks), reads each once as code words (ChunkReader) and dots
 // it with every token's activation chunk by dp4a, adding chunk_result (the
 // CPU's chunk_dot float ops) per token; one warp_sum per token. The integer
-// sums and every float op are the same in all layouts, so y is too. Float weights: lane l takes elements l, l+32, ... (fully
-// coalesced) with FMAs. Tokens go in batches of kTok with a fixed-size
-// accumulator array, so n > kTok also works: a pass per 8 tokens, the row's
-// weights read again (from cache) for the next (the caller sends n <= 16).
+// sums and every float op are the same in all layouts, so y is too. Float
+// weights: lane l takes elements l, l+32, ... (fully coalesced) with FMAs.
+// Tokens go in batches of kTok with a fixed-size accumulator array, so n >
+// kTok also works: a pass per 8 tokens, the row's weights read again (from
+// cache) for the next (the caller sends n <= 16).
 #include "chunk_words.cuh"
 #include "cuda_common.cuh"
 #include "mmvq.cuh"
