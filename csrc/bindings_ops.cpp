@@ -6,8 +6,11 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <algorithm>
 #include <memory>
 #include <string>
+#include <tuple>
+#include <utility>
 #include <vector>
 
 #include "bindings_common.h"
@@ -127,14 +130,49 @@ py::array_t<float> matmul_py(uint32_t type_id, const Bytes& w, int64_t rows, int
   return y;
 }
 
+// The products of one input: [x (n, k) @ W_i^T for each (type_id, w, rows) of products].
+using Product = std::tuple<uint32_t, Bytes, int64_t>;  // (type_id, w, rows)
+
+std::vector<py::array_t<float>> matmuls_py(const Floats& x, const std::vector<Product>& products,
+                                           const DevicePtr& device) {
+  require(x.ndim() == 2 && x.shape(1) > 0, "matmuls: x must be (n, k) with k > 0");
+  const int64_t n = x.shape(0), k = x.shape(1);
+  std::vector<py::array_t<float>> ys;
+  for (const auto& [type_id, w, rows] : products) {
+    const QType type = checked_type(type_id);
+    require(rows >= 0, "matmuls: rows must be >= 0");
+    require(size_t(w.size()) == size_t(rows) * row_bytes(type, k),
+            "matmuls weights: expected " + std::to_string(size_t(rows) * row_bytes(type, k)) + " bytes, got " +
+                std::to_string(w.size()));
+    ys.emplace_back(std::vector<py::ssize_t>{n, rows});  // (n, rows)
+  }
+  {
+    py::gil_scoped_release release;  // until the op is done: returning handles may need the GIL
+    Call call(device_or_cpu(device));
+    std::vector<MatmulOut> outs;
+    for (size_t i = 0; i < products.size(); ++i) {
+      const auto& [type_id, w, rows] = products[i];
+      const QType type = QType(type_id);
+      outs.push_back({type, call.weights(w, type, rows, k), rows, call.out(ys[i].mutable_data(), size_t(n * rows))});
+    }
+    call.device().matmuls(call.in(x), n, k, outs.data(), outs.size(), nullptr);
+    call.finish();
+  }
+  return ys;
+}
+
+// A norm's weight: (dim,) floats, or None.
+Floats norm_weight(const py::object& w, int64_t dim) {
+  if (w.is_none()) return Floats();
+  Floats wa = Floats::ensure(w);
+  require(wa && wa.ndim() == 1 && wa.shape(0) == dim, "rms_norm: w must be (dim,)");
+  return wa;
+}
+
 py::array_t<float> rms_norm_py(const Floats& x, const py::object& w, float eps, const DevicePtr& device) {
   require(x.ndim() == 2, "rms_norm: x must be (rows, dim)");
   const int64_t rows = x.shape(0), dim = x.shape(1);
-  Floats wa;
-  if (!w.is_none()) {
-    wa = Floats::ensure(w);
-    require(wa && wa.ndim() == 1 && wa.shape(0) == dim, "rms_norm: w must be (dim,)");
-  }
+  const Floats wa = norm_weight(w, dim);
   py::array_t<float> y({rows, dim});  // (rows, dim)
   py::gil_scoped_release release;
   Call call(device_or_cpu(device));
@@ -142,6 +180,28 @@ py::array_t<float> rms_norm_py(const Floats& x, const py::object& w, float eps, 
                          rows, dim, eps);
   call.finish();
   return y;
+}
+
+// (x + delta, rms_norm(x + delta) * w) from one add_rms_norm.
+std::pair<py::array_t<float>, py::array_t<float>> add_rms_norm_py(const Floats& x, const Floats& delta,
+                                                                  const py::object& w, float eps,
+                                                                  const DevicePtr& device) {
+  require(x.ndim() == 2, "add_rms_norm: x must be (rows, dim)");
+  require(delta.ndim() == 2 && delta.shape(0) == x.shape(0) && delta.shape(1) == x.shape(1),
+          "add_rms_norm: delta must have x's shape");
+  const int64_t rows = x.shape(0), dim = x.shape(1);
+  const Floats wa = norm_weight(w, dim);
+  py::array_t<float> sum({rows, dim}), y({rows, dim});  // (rows, dim) each
+  std::copy(x.data(), x.data() + x.size(), sum.mutable_data());
+  {
+    py::gil_scoped_release release;  // until the op is done: returning copies handles, which needs the GIL
+    Call call(device_or_cpu(device));
+    call.device().add_rms_norm(call.in_out(sum.mutable_data(), size_t(x.size())), call.in(delta),
+                               w.is_none() ? nullptr : call.in(wa), call.out(y.mutable_data(), size_t(x.size())), rows,
+                               dim, eps);
+    call.finish();
+  }
+  return {sum, y};
 }
 
 py::array_t<float> rope_py(const Floats& x, const Ints& pos, int64_t n_rot, float base, float freq_scale,
@@ -305,7 +365,12 @@ void bind_ops(py::module_& m) {
   const auto dev = py::arg("device") = DevicePtr{};
   m.def("matmul", &matmul_py, py::arg("type_id"), py::arg("w"), py::arg("rows"), py::arg("k"), py::arg("x"), dev,
         "y (n, rows) = x (n, k) @ W^T, W given as raw bytes of a GGUF type.");
+  m.def("matmuls", &matmuls_py, py::arg("x"), py::arg("products"), dev,
+        "[x (n, k) @ W^T for each (type_id, w, rows) of products]: the products of one input, its activations\n"
+        "rounded once per block kind (Device::matmuls).");
   m.def("rms_norm", &rms_norm_py, py::arg("x"), py::arg("w"), py::arg("eps"), dev);
+  m.def("add_rms_norm", &add_rms_norm_py, py::arg("x"), py::arg("delta"), py::arg("w"), py::arg("eps"), dev,
+        "(x + delta, rms_norm(x + delta, w)) from one op: a residual add and the norm that reads it.");
   m.def("rope", &rope_py, py::arg("x"), py::arg("pos"), py::arg("n_rot"), py::arg("base"), py::arg("freq_scale"),
         py::arg("style"), dev);
   m.def("gated_activation", &gated_py, py::arg("gate"), py::arg("up"), py::arg("act"), dev);

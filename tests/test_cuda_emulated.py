@@ -70,11 +70,13 @@ SIGNATURES = {  # tests/cuda_emulator/entry.cpp; each returns 0 or 1 (hi_emu_err
     "hi_emu_quantize_act": [I32, V, I64, I64, V],
     "hi_emu_cpu_quantize_activations": [I32, V, I64, I64, V],
     "hi_emu_matmul": [U32, V, I64, I64, V, I64, V, V, I32],
+    "hi_emu_matmul_group": [I32, V, V, V, I64, V, V, I64, V, I32],
     "hi_emu_mmvq": [U32, V, I64, I64, V, V, I64, V, I32],
     "hi_emu_mmq": [U32, V, I64, I64, V, V, I64, V, I32],
     "hi_emu_get_rows": [U32, V, I64, V, I64, F32, V, I32],
     "hi_emu_set_rows": [U32, V, I64, V, I64, V],
     "hi_emu_rms_norm": [V, V, V, I64, I64, F32],
+    "hi_emu_add_rms_norm": [V, V, V, V, I64, I64, F32],
     "hi_emu_rope": [V, V, I64, I64, I64, I64, F32, F32, I32],
     "hi_emu_gated_activation": [V, V, V, I64, I32],
     "hi_emu_add": [V, V, I64],
@@ -196,6 +198,22 @@ class Emulator:
         self.call("hi_emu_matmul", int(t), ptr(w.a), rows, k, ptr(x), n, ptr(y.a), ptr(scratch.a), int(planar))
         return y.result(), scratch.result()
 
+    def matmul_group(self, types: list, ws: list[np.ndarray], rows: list[int], k: int, x: np.ndarray,
+                     act: np.ndarray | None, planar: bool = False) -> list[np.ndarray]:
+        """The products of one input (a CUDA device's multiply) from its activation blocks act."""
+        n, count = len(x), len(types)
+        ws = [Guarded(w) for w in ws]
+        ys = [Guarded(np.full((n, r), np.nan, np.float32)) for r in rows]
+        act = None if act is None else Guarded(act).a
+        # (count,) each: held in names while the call runs
+        type_ids = np.array([int(t) for t in types], np.uint32)
+        w_ptrs = np.array([w.a.ctypes.data for w in ws], np.uint64)
+        row_counts = np.array(rows, np.int64)
+        y_ptrs = np.array([y.a.ctypes.data for y in ys], np.uint64)
+        self.call("hi_emu_matmul_group", count, ptr(type_ids), ptr(w_ptrs), ptr(row_counts), k, ptr(x), ptr(act), n,
+                  ptr(y_ptrs), int(planar))
+        return [y.result() for y in ys]
+
     def mmvq(self, t, w: np.ndarray, rows: int, k: int, x: np.ndarray, act: np.ndarray | None,
              planar: bool = False) -> np.ndarray:
         y = Guarded(np.full((len(x), rows), np.nan, np.float32))
@@ -225,6 +243,13 @@ class Emulator:
         y = Guarded(x if in_place else np.full_like(x, np.nan))
         self.call("hi_emu_rms_norm", ptr(y.a if in_place else x), ptr(w), ptr(y.a), x.shape[0], x.shape[1], eps)
         return y.result()
+
+    def add_rms_norm(self, x: np.ndarray, delta: np.ndarray, w: np.ndarray | None,
+                     eps: float) -> tuple[np.ndarray, np.ndarray]:
+        """(x + delta, the norm of it) from one launch."""
+        total, y = Guarded(x), Guarded(np.full_like(x, np.nan))
+        self.call("hi_emu_add_rms_norm", ptr(total.a), ptr(delta), ptr(w), ptr(y.a), x.shape[0], x.shape[1], eps)
+        return total.result(), y.result()
 
     def rope(self, x: np.ndarray, pos: np.ndarray, n_rot: int, base: float, freq_scale: float, style: str):
         y = Guarded(x)
@@ -451,6 +476,33 @@ def test_mmq_three_tiles_each_way(emu, cpu, rng, t):
         np.testing.assert_array_equal(y.view(np.uint32), ref.view(np.uint32))
 
 
+@pytest.mark.parametrize("kind", ["32", "256"])
+@pytest.mark.parametrize("n", [1, 12, 20])  # one matvec pass; two; the tiled matmul
+@pytest.mark.parametrize("planar", [False, True], ids=["blocks", "planar"])
+def test_matmul_group(emu, rng, kind, n, planar):
+    """The products of one input: runs of up to 3 neighbours of one type are one
+    matvec launch (q, k and v), each product's rows found from the grid row;
+    empty products and launches of one, two and three products give each y
+    the single product's, bit for bit."""
+    names = ["Q4_0", "Q4_0", "Q4_0", "Q4_0", "Q8_0", "Q4_0"] if kind == "32" else ["Q4_K", "Q4_K", "Q6_K", "Q4_K"]
+    rows = [67, 0, 5, 9, 12, 4][:len(names)]
+    types = [qtype(name) for name in names]
+    k = 512
+    ws = [random_weights(t, r, k, rng) for t, r in zip(types, rows)]
+    ws = [as_planar(t, w, k) for t, w in zip(types, ws)] if planar else ws
+    x = rng.standard_normal((n, k)).astype(np.float32)
+    act = emu.quantize_act(int(kind), x, cpu=True)
+    emu.take_log()
+    ys = emu.matmul_group(types, ws, rows, k, x, act, planar)
+    # Matvec launches: Q4_0 x3 | Q4_0 | Q8_0 | Q4_0, or Q4_K x2 | Q6_K | Q4_K;
+    # the tiled matmul: one per non-empty product.
+    launches = (4 if kind == "32" else 3) if n <= 16 else sum(r > 0 for r in rows)
+    assert len(emu.take_log()) == launches
+    for t, w, r, y in zip(types, ws, rows, ys):
+        alone = emu.mmvq(t, w, r, k, x, act, planar) if n <= 16 else emu.mmq(t, w, r, k, x, act, planar)
+        np.testing.assert_array_equal(y.view(np.uint32), alone.view(np.uint32))
+
+
 def test_matmul_rejects_bad_arguments(emu):
     x = np.zeros((2, 48), np.float32)
     with pytest.raises(RuntimeError, match="not a multiple"):
@@ -501,6 +553,12 @@ def test_rms_norm(emu, cpu, rng, rows, dim, kernel, with_weight):
     assert emu.take_log() == [kernel]
     assert rel_err(y, _core.rms_norm(x, w, 1e-6, device=cpu)) < 1e-5
     np.testing.assert_array_equal(emu.rms_norm(x, w, 1e-6, in_place=True), y)
+    emu.take_log()
+    delta = rng.standard_normal((rows, dim)).astype(np.float32)
+    total, fused = emu.add_rms_norm(x, delta, w, 1e-6)  # one launch: bit for bit add, then the norm
+    assert emu.take_log() == [kernel]
+    np.testing.assert_array_equal(total, emu.add(x, delta))
+    np.testing.assert_array_equal(fused.view(np.uint32), emu.rms_norm(total, w, 1e-6).view(np.uint32))
 
 
 @pytest.mark.parametrize("style", ["normal", "neox"])

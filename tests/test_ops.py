@@ -42,6 +42,21 @@ def test_rms_norm(rng, device, with_weight):
     assert rel_err(_core.rms_norm(x, w, 1e-6, device=device), ref) < 1e-5
 
 
+@pytest.mark.parametrize("dim", [640, 2048])  # one warp a row on a GPU; a block a row
+def test_add_rms_norm(rng, device, dim):
+    """A residual add and the norm that reads it, as one op: the sum and the
+    norm bit for bit what add then rms_norm give on the device."""
+    x = rng.standard_normal((5, dim)).astype(np.float32) * 3
+    delta = rng.standard_normal((5, dim)).astype(np.float32)
+    w = rng.standard_normal(dim).astype(np.float32)
+    total, y = _core.add_rms_norm(x, delta, w, 1e-6, device=device)
+    np.testing.assert_array_equal(total, x + delta)
+    separate = _core.rms_norm(_core.add(x, delta, device=device), w, 1e-6, device=device)
+    np.testing.assert_array_equal(y.view(np.uint32), separate.view(np.uint32))
+    t64 = total.astype(np.float64)
+    assert rel_err(y, t64 / np.sqrt(np.mean(t64 ** 2, axis=1, keepdims=True) + 1e-6) * w) < 1e-5
+
+
 def rope_reference(x: np.ndarray, pos: np.ndarray, n_rot: int, base: float, freq_scale: float, style: str):
     y = x.astype(np.float64).copy()
     half = n_rot // 2
@@ -105,6 +120,24 @@ def test_matmul(rng, device, t, n):
     float_weights = t.name in ("F32", "F16", "BF16")
     assert nmse(y, x.astype(np.float64) @ w_float.T, x, w_float) < (1e-10 if float_weights else 5e-3)
     assert rel_err(y, _core.matmul(int(t), w, rows, k, x)) < 1e-5
+
+
+@pytest.mark.parametrize("n", [1, 12, 40])  # decode; two matvec passes on a GPU; prefill (tiled)
+def test_matmuls_of_one_input(rng, device, n):
+    """Products of one input (q, k and v; gate and up) round it once per block
+    kind and may run as one launch: each y is matmul's own, bit for bit,
+    whatever the mix of types, empty products included."""
+    k = 512
+    mix = [("Q4_0", 67), ("Q4_K", 5), ("F16", 9), ("Q8_0", 0), ("Q4_0", 12), ("Q4_0", 3), ("Q4_0", 30),
+           ("Q6_K", 33)]
+    products = [(int(qtype(name)), random_weights(qtype(name), rows, k, rng), rows) for name, rows in mix]
+    x = rng.standard_normal((n, k)).astype(np.float32)
+    ys = _core.matmuls(x, products, device=device)
+    assert [y.shape for y in ys] == [(n, rows) for _, rows in mix]
+    for (t, w, rows), y in zip(products, ys):
+        np.testing.assert_array_equal(y.view(np.uint32), _core.matmul(t, w, rows, k, x, device=device).view(np.uint32))
+    with pytest.raises(ValueError, match="expected"):
+        _core.matmuls(x, [(int(qtype("Q4_0")), products[0][1][:-1], 67)], device=device)
 
 
 @pytest.mark.parametrize("t", [pytest.param(t, id=t.name) for t in hetinfer.SUPPORTED_TYPES])

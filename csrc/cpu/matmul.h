@@ -1,21 +1,26 @@
-// Quantised weight x float activation products on the CPU: y = x @ W^T.
+// Quantised weight x float activation products on the CPU: y = x @ W^T, in
+// the two halves of Device::matmuls.
 #pragma once
+#include <cstddef>
 #include <cstdint>
 
-#include "../qtypes.h"
+#include "../device/op_types.h"
 
 namespace hi {
 
-// w: (rows, k) in `type`, rows packed back to back, 2-byte aligned;
-// x: (n, k) float32; y: (n, rows) float32. n = 1 is decode, n > 1 prefill.
-// Quantised types quantise x to 8-bit blocks and use integer dot products;
-// F32/F16/BF16 weights multiply x in float. Runs on the CPU pool with the
-// kernel path from cpu_features.h. act_scratch: matmul_scratch_bytes(type, n, k)
-// bytes for the quantised activations, or null to allocate them per call.
-void matmul(QType type, const uint8_t* w, int64_t rows, int64_t k, const float* x, int64_t n, float* y,
-            void* act_scratch = nullptr);
+// x: (n, k) floats -> act: (n, k / values) activation blocks (ActBlock for
+// values 32, ActBlockK for 256), rows back to back, rows in parallel.
+void round_activation_rows(int64_t values, const float* x, int64_t n, int64_t k, void* act);
 
-// Bytes of quantised activations matmul needs for (n, k) inputs and `type` weights.
+// y_i (n, rows_i) = x (n, k) @ w_i^T for outs[0 .. n_outs), whose weights
+// (rows packed back to back, 2-byte aligned) all pair with one activation
+// kind: act holds x's blocks of it (round_activation_rows), or is null for
+// F32/F16/BF16 weights, which multiply x in float. Quantised weights use
+// integer dot products, with the kernel path from cpu_features.h. The rows of
+// every product are shared among the CPU pool's threads in one dispatch.
+void matmul_rounded(const MatmulOut* outs, size_t n_outs, int64_t k, const float* x, const void* act, int64_t n);
+
+// Bytes of quantised activations a matmul needs for (n, k) inputs and `type` weights.
 size_t matmul_scratch_bytes(QType type, int64_t n, int64_t k);
 
 }  // namespace hi

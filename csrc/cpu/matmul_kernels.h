@@ -1,4 +1,4 @@
-// The per-path row kernels behind matmul(); internal to the CPU backend.
+// The per-path row kernels behind matmul_rounded(); internal to the CPU backend.
 #pragma once
 #include <cstddef>
 #include <cstdint>

@@ -6,7 +6,7 @@
 #include <string>
 #include <utility>
 
-#include "../cpu/matmul.h"
+#include "cuda/act_q8.cuh"
 #include "cuda/elementwise.cuh"
 #include "cuda/fattn.cuh"
 #include "cuda/matmul.cuh"
@@ -173,19 +173,22 @@ void CudaDevice::synchronize() {
   check(cudaStreamSynchronize(stream_), "waiting for the device");
 }
 
-void CudaDevice::matmul(QType type, const uint8_t* w, int64_t rows, int64_t k, const float* x, int64_t n, float* y,
-                        void* scratch) {
-  DeviceBuffer own;  // matmul_scratch_bytes(type, n, k) when the caller gives no scratch
-  if (!scratch && qtype_info(type).block_values > 1) {
-    own = DeviceBuffer(*this, hi::matmul_scratch_bytes(type, n, k), MemKind::Compute);
-    scratch = own.as<void>();
-  }
-  run([&] { cuda::matmul(type, w, rows, k, x, n, y, scratch, planar_, stream_); });
-  if (own.bytes()) synchronize();  // before `own` goes
+void CudaDevice::round_activations(int64_t values, const float* x, int64_t n, int64_t k, void* act) {
+  run([&] { cuda::quantize_act(int(values), x, n, k, static_cast<uint8_t*>(act), stream_); });
+}
+
+void CudaDevice::multiply(const MatmulOut* outs, size_t n_outs, int64_t k, const float* x, const void* act,
+                          int64_t n) {
+  run([&] { cuda::matmul(outs, n_outs, k, x, static_cast<const uint8_t*>(act), n, planar_, stream_); });
 }
 
 void CudaDevice::rms_norm(const float* x, const float* w, float* y, int64_t rows, int64_t dim, float eps) {
   run([&] { cuda::rms_norm(x, w, y, rows, dim, eps, stream_); });
+}
+
+void CudaDevice::add_rms_norm(float* x, const float* delta, const float* w, float* y, int64_t rows, int64_t dim,
+                              float eps) {
+  run([&] { cuda::add_rms_norm(x, delta, w, y, rows, dim, eps, stream_); });
 }
 
 void CudaDevice::rope(float* x, const int32_t* pos, int64_t n_tokens, int64_t n_heads, int64_t head_dim,

@@ -24,8 +24,6 @@ class CpuDevice : public Device {
   void synchronize() override {}
 
   // The CPU kernels, on the pool bound to the calling thread (Device::Scope).
-  void matmul(QType type, const uint8_t* w, int64_t rows, int64_t k, const float* x, int64_t n, float* y,
-              void* scratch) override;
   void rms_norm(const float* x, const float* w, float* y, int64_t rows, int64_t dim, float eps) override;
   void rope(float* x, const int32_t* pos, int64_t n_tokens, int64_t n_heads, int64_t head_dim, int64_t n_rot,
             float base, float freq_scale, RopeStyle style) override;
@@ -40,6 +38,9 @@ class CpuDevice : public Device {
                  const AttnCells& cells, float scale, float softcap, float* out) override;
 
  protected:
+  void round_activations(int64_t values, const float* x, int64_t n, int64_t k, void* act) override;
+  void multiply(const MatmulOut* outs, size_t n_outs, int64_t k, const float* x, const void* act,
+                int64_t n) override;
   void* raw_allocate(size_t bytes) override;
   void raw_release(void* p) override;
   std::unique_ptr<Binding> bind() override;

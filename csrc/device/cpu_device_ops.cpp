@@ -16,9 +16,13 @@ void CpuDevice::to_host(void* host, const void* src, size_t bytes) { std::memcpy
 void CpuDevice::copy(void* dst, const void* src, size_t bytes) { std::memmove(dst, src, bytes); }
 void CpuDevice::fill_zero(void* dst, size_t bytes) { std::memset(dst, 0, bytes); }
 
-void CpuDevice::matmul(QType type, const uint8_t* w, int64_t rows, int64_t k, const float* x, int64_t n, float* y,
-                       void* scratch) {
-  hi::matmul(type, w, rows, k, x, n, y, scratch);
+void CpuDevice::round_activations(int64_t values, const float* x, int64_t n, int64_t k, void* act) {
+  round_activation_rows(values, x, n, k, act);
+}
+
+void CpuDevice::multiply(const MatmulOut* outs, size_t n_outs, int64_t k, const float* x, const void* act,
+                         int64_t n) {
+  matmul_rounded(outs, n_outs, k, x, act, n);
 }
 
 void CpuDevice::rms_norm(const float* x, const float* w, float* y, int64_t rows, int64_t dim, float eps) {

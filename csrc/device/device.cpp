@@ -6,6 +6,7 @@
 #include <utility>
 #include <vector>
 
+#include "../cpu/matmul.h"
 #include "planar_rows.h"
 
 namespace hi {
@@ -133,6 +134,41 @@ void check_attention_args(const std::string& who, int64_t n_head, const KVView& 
   row_bytes(v.type, v.head_dim);
   if (max_head_dim > 0 && (k.head_dim > max_head_dim || v.head_dim > max_head_dim))
     throw std::invalid_argument(who + ": attention supports head sizes up to " + std::to_string(max_head_dim));
+}
+
+void Device::matmuls(const float* x, int64_t n, int64_t k, const MatmulOut* outs, size_t n_outs, void* scratch) {
+  if (n < 0 || k < 0) throw std::invalid_argument("matmul: negative size");
+  std::vector<MatmulOut> kind;  // the products whose weights pair with one activation kind
+  kind.reserve(n_outs);
+  std::vector<bool> done(n_outs, false);
+  for (size_t first = 0; first < n_outs; ++first) {
+    if (done[first]) continue;
+    const int64_t values = qtype_info(outs[first].type).block_values;  // 1: float weights
+    kind.clear();
+    size_t act_bytes = 0;
+    for (size_t i = first; i < n_outs; ++i) {
+      const QTypeInfo& info = qtype_info(outs[i].type);
+      if (info.block_values != values) continue;
+      done[i] = true;
+      if (outs[i].rows < 0) throw std::invalid_argument("matmul: negative size");
+      if (values > 1 && k % values != 0)
+        throw std::invalid_argument("matmul: k=" + std::to_string(k) + " is not a multiple of " + info.name + "'s " +
+                                    std::to_string(values) + "-value blocks");
+      if (outs[i].rows == 0) continue;
+      kind.push_back(outs[i]);
+      act_bytes = std::max(act_bytes, matmul_scratch_bytes(outs[i].type, n, k));
+    }
+    if (kind.empty() || n == 0) continue;
+    DeviceBuffer own;  // when the caller gives no scratch
+    void* act = nullptr;
+    if (values > 1) {
+      if (!scratch) own = DeviceBuffer(*this, act_bytes, MemKind::Compute);
+      act = scratch ? scratch : own.as<void>();
+      round_activations(values, x, n, k, act);
+    }
+    multiply(kind.data(), kind.size(), k, x, act, n);
+    if (own.bytes()) synchronize();  // before `own` goes
+  }
 }
 
 void transfer(Device& from, const void* src, Device& to, void* dst, size_t bytes) {

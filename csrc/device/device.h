@@ -82,10 +82,29 @@ class Device {
   // y (n, rows) = x (n, k) @ w^T, w: (rows, k) of `type`, placed (place_weights).
   // scratch: matmul_scratch_bytes(type, n, k) bytes (cpu/matmul.h: the
   // quantised activations) of this device, 16-byte aligned, or null.
-  virtual void matmul(QType type, const uint8_t* w, int64_t rows, int64_t k, const float* x, int64_t n, float* y,
-                      void* scratch) = 0;
+  void matmul(QType type, const uint8_t* w, int64_t rows, int64_t k, const float* x, int64_t n, float* y,
+              void* scratch) {
+    const MatmulOut out{type, w, rows, y};
+    matmuls(x, n, k, &out, 1, scratch);
+  }
+  // The products of one input: y_i = x (n, k) @ w_i^T for outs[0 .. n_outs),
+  // each y_i what matmul gives. x is rounded to 8-bit activation blocks once
+  // per block kind (32 or 256 values), not once per product, and a backend may
+  // run products of one type together: q, k and v share one rounding (and one
+  // CUDA launch when they are of one type), as do gate and up. scratch: the
+  // largest matmul_scratch_bytes(outs[i].type, n, k), or null.
+  void matmuls(const float* x, int64_t n, int64_t k, const MatmulOut* outs, size_t n_outs, void* scratch);
   // y (rows, dim) = x / sqrt(mean(x^2) + eps) * w; w: (dim,) or null. x may be y.
   virtual void rms_norm(const float* x, const float* w, float* y, int64_t rows, int64_t dim, float eps) = 0;
+  // x (rows, dim) += delta, then y = rms_norm(x) * w: where a block's output
+  // joins the residual stream and the next block's norm reads it (twice a
+  // layer). x and y as add then rms_norm leave them, bit for bit; y is not x.
+  // Devices that pay per launch run it as one.
+  virtual void add_rms_norm(float* x, const float* delta, const float* w, float* y, int64_t rows, int64_t dim,
+                            float eps) {
+    add(x, delta, rows * dim);
+    rms_norm(x, w, y, rows, dim, eps);
+  }
   // In place. x: (n_tokens, n_heads, head_dim); pos: (n_tokens,). See cpu/ops.h.
   virtual void rope(float* x, const int32_t* pos, int64_t n_tokens, int64_t n_heads, int64_t head_dim,
                     int64_t n_rot, float base, float freq_scale, RopeStyle style) = 0;
@@ -135,6 +154,16 @@ class Device {
   };
 
  protected:
+  // matmuls' two halves, which each backend provides. x (n, k) -> its 8-bit
+  // activation blocks of `values` (32 or 256) values in act
+  // (matmul_scratch_bytes of a type with such blocks), in this backend's layout.
+  virtual void round_activations(int64_t values, const float* x, int64_t n, int64_t k, void* act) = 0;
+  // The products of outs[0 .. n_outs) (rows > 0, n > 0), whose weights all pair
+  // with one activation kind: act holds x's blocks of it (round_activations),
+  // or is null for float weights, which multiply x itself.
+  virtual void multiply(const MatmulOut* outs, size_t n_outs, int64_t k, const float* x, const void* act,
+                        int64_t n) = 0;
+
   void count(size_t bytes, MemKind kind);    // throws past the cap
   void uncount(size_t bytes, MemKind kind);
   virtual void* raw_allocate(size_t bytes) = 0;

@@ -33,4 +33,13 @@ struct AttnCells {
   const int64_t* end;    // (n_q,)
 };
 
+// One product of a matmul group (Device::matmuls): y (n, rows) = x (n, k) @ w^T,
+// w: (rows, k) of `type`, placed (Device::place_weights).
+struct MatmulOut {
+  QType type;
+  const uint8_t* w;
+  int64_t rows;
+  float* y;  // (n, rows)
+};
+
 }  // namespace hi

@@ -1,6 +1,7 @@
 #include "stage.h"
 
 #include <algorithm>
+#include <array>
 #include <cstring>
 #include <stdexcept>
 #include <string>
@@ -36,13 +37,20 @@ std::vector<Weight*> matrices(LayerWeights& w) { return {&w.wq, &w.wk, &w.wv, &w
 
 }  // namespace
 
-// y (n, w.rows) = x (n, w.cols) @ w^T [+ bias]
-void Stage::linear(const Weight& w, const Weight& bias, const float* x, int64_t n, float* y) {
-  if (rows_)
-    rows_->run(row_matrix_.at(&w), x, n, y, ws_.act);
-  else
-    device_->matmul(w.type, w.data, w.rows, w.cols, x, n, y, ws_.act);
-  if (bias.present()) device_->add_bias(y, bias.f32(), n, w.rows);
+// Products of one input: y_i (n, w_i.rows) = x (n, cols) @ w_i^T [+ bias_i]
+// for each of outs (at most 3: q, k, v). The device rounds x to activation
+// blocks once for them all (Device::matmuls); a row split runs them one by one.
+void Stage::linear(const float* x, int64_t n, std::initializer_list<LinearOut> outs) {
+  if (rows_) {
+    for (const LinearOut& o : outs) rows_->run(row_matrix_.at(&o.w), x, n, o.y, ws_.act);
+  } else {
+    std::array<MatmulOut, 3> products{};
+    size_t count = 0;
+    for (const LinearOut& o : outs) products.at(count++) = {o.w.type, o.w.data, o.w.rows, o.y};
+    device_->matmuls(x, n, outs.begin()->w.cols, products.data(), count, ws_.act);
+  }
+  for (const LinearOut& o : outs)
+    if (o.bias && o.bias->present()) device_->add_bias(o.y, o.bias->f32(), n, o.w.rows);
 }
 
 Stage::Stage(std::shared_ptr<Device> device, const BlockConfig& config, std::vector<LayerParams> params,
@@ -109,9 +117,7 @@ void Stage::attention(int64_t layer, int64_t n) {
   const LayerParams& p = params_[size_t(layer)];
   Device& dev = *device_;
   const int64_t dk = cfg_.head_dim_k;
-  linear(w.wq, w.bq, ws_.normed, n, ws_.q);
-  linear(w.wk, w.bk, ws_.normed, n, ws_.k);
-  linear(w.wv, w.bv, ws_.normed, n, ws_.v);
+  linear(ws_.normed, n, {{w.wq, &w.bq, ws_.q}, {w.wk, &w.bk, ws_.k}, {w.wv, &w.bv, ws_.v}});
   if (w.q_norm.present()) dev.rms_norm(ws_.q, w.q_norm.f32(), ws_.q, n * cfg_.n_head, dk, cfg_.rms_eps);
   if (w.k_norm.present()) dev.rms_norm(ws_.k, w.k_norm.f32(), ws_.k, n * cfg_.n_head_kv, dk, cfg_.rms_eps);
   dev.rope(ws_.q, ws_.pos, n, cfg_.n_head, dk, cfg_.n_rot, p.rope_base, p.rope_freq_scale, cfg_.rope_style);
@@ -121,7 +127,7 @@ void Stage::attention(int64_t layer, int64_t n) {
   const int slot = window_slot_[size_t(layer)];
   dev.attention(ws_.q, n, cfg_.n_head, cache_.keys(layer), cache_.values(layer),
                 AttnCells{ws_.visible, ws_.begin[slot], ws_.end[slot]}, cfg_.attn_scale, cfg_.attn_softcap, ws_.attn);
-  linear(w.wo, Weight{}, ws_.attn, n, ws_.delta);
+  linear(ws_.attn, n, {{w.wo, nullptr, ws_.delta}});
   if (w.post_attn_norm.present())
     dev.rms_norm(ws_.delta, w.post_attn_norm.f32(), ws_.delta, n, cfg_.n_embd, cfg_.rms_eps);
 }
@@ -129,10 +135,9 @@ void Stage::attention(int64_t layer, int64_t n) {
 // ws_.normed (n, n_embd) -> ws_.delta (n, n_embd)
 void Stage::feed_forward(int64_t layer, int64_t n) {
   const LayerWeights& w = weights_[size_t(layer)];
-  linear(w.w_gate, Weight{}, ws_.normed, n, ws_.gate);
-  linear(w.w_up, Weight{}, ws_.normed, n, ws_.up);
+  linear(ws_.normed, n, {{w.w_gate, nullptr, ws_.gate}, {w.w_up, nullptr, ws_.up}});
   device_->gated_activation(ws_.gate, ws_.up, ws_.gate, n * cfg_.n_ff, cfg_.activation);
-  linear(w.w_down, Weight{}, ws_.gate, n, ws_.delta);
+  linear(ws_.gate, n, {{w.w_down, nullptr, ws_.delta}});
   if (w.post_ffn_norm.present())
     device_->rms_norm(ws_.delta, w.post_ffn_norm.f32(), ws_.delta, n, cfg_.n_embd, cfg_.rms_eps);
 }
@@ -187,23 +192,33 @@ void Stage::upload_step(const float* hidden, const std::vector<int32_t>& cells, 
   device_->to_device(ws_.hidden, hidden, size_t(n * cfg_.n_embd) * sizeof(float));
 }
 
+// Each layer's residual adds go with the norm that reads their sum
+// (Device::add_rms_norm): the attention's with the feed-forward norm, the
+// feed-forward's with the next layer's attention norm.
 void Stage::run_layers(int64_t n, const std::vector<int32_t>* wanted) {
   Device& dev = *device_;
   const int64_t e = cfg_.n_embd;
+  const float eps = cfg_.rms_eps;
+  if (n_layers() > 0) dev.rms_norm(ws_.hidden, weights_[0].attn_norm.f32(), ws_.normed, n, e, eps);
   for (int64_t l = 0; l < n_layers(); ++l) {
     const LayerWeights& w = weights_[size_t(l)];
-    dev.rms_norm(ws_.hidden, w.attn_norm.f32(), ws_.normed, n, e, cfg_.rms_eps);
+    const bool last = l == n_layers() - 1;
     attention(l, n);
-    dev.add(ws_.hidden, ws_.delta, n * e);
     int64_t m = n;  // rows going through the feed-forward
-    if (wanted && l == n_layers() - 1) {
+    if (wanted && last) {
+      dev.add(ws_.hidden, ws_.delta, n * e);
       keep_rows(*wanted);
       m = int64_t(wanted->size());
       if (m == 0) break;  // no state wanted: the layer's keys and values were all it had to give
+      dev.rms_norm(ws_.hidden, w.ffn_norm.f32(), ws_.normed, m, e, eps);
+    } else {
+      dev.add_rms_norm(ws_.hidden, ws_.delta, w.ffn_norm.f32(), ws_.normed, n, e, eps);
     }
-    dev.rms_norm(ws_.hidden, w.ffn_norm.f32(), ws_.normed, m, e, cfg_.rms_eps);
     feed_forward(l, m);
-    dev.add(ws_.hidden, ws_.delta, m * e);
+    if (last)
+      dev.add(ws_.hidden, ws_.delta, m * e);
+    else
+      dev.add_rms_norm(ws_.hidden, ws_.delta, weights_[size_t(l) + 1].attn_norm.f32(), ws_.normed, m, e, eps);
   }
 }
 

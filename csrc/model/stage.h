@@ -3,6 +3,7 @@
 // The embedding lookup and the output head are separate steps (model code).
 #pragma once
 #include <cstdint>
+#include <initializer_list>
 #include <memory>
 #include <unordered_map>
 #include <unordered_set>
@@ -58,7 +59,13 @@ class Stage {
   void keep_rows(const std::vector<int32_t>& wanted);  // ws_.hidden's rows `wanted` -> its first rows
   void attention(int64_t layer, int64_t n);
   void feed_forward(int64_t layer, int64_t n);
-  void linear(const Weight& w, const Weight& bias, const float* x, int64_t n, float* y);
+  // One product of linear(): y (n, w.rows) = x @ w^T [+ *bias].
+  struct LinearOut {
+    const Weight& w;
+    const Weight* bias;  // null: none
+    float* y;
+  };
+  void linear(const float* x, int64_t n, std::initializer_list<LinearOut> outs);
 
   std::shared_ptr<Device> device_;
   BlockConfig cfg_;

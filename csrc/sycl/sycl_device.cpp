@@ -5,7 +5,6 @@
 #include <utility>
 #include <vector>
 
-#include "../cpu/matmul.h"
 #include "kernel_sources.h"
 
 namespace hi {
@@ -129,29 +128,34 @@ void SyclDevice::synchronize() {
 constexpr int64_t kMatvecTokens = 8;
 constexpr size_t kMatvecItems = 16;
 
-void SyclDevice::matmul(QType type, const uint8_t* w, int64_t rows, int64_t k, const float* x, int64_t n, float* y,
-                        void* scratch) {
-  const int64_t values = qtype_info(type).block_values;
-  DeviceBuffer own;  // matmul_scratch_bytes(type, n, k) when the caller gives no scratch
-  const uint8_t* act = nullptr;
-  if (values > 1) {
-    if (!scratch) {
-      own = DeviceBuffer(*this, hi::matmul_scratch_bytes(type, n, k), MemKind::Compute);
-      scratch = own.as<void>();
-    }
-    launch(values == QK ? "hi_quantize_act_q32" : "hi_quantize_act_q256", round_up(n * (k / values), 64), 64, x, n,
-           k, static_cast<uint8_t*>(scratch));
-    act = static_cast<const uint8_t*>(scratch);
+void SyclDevice::round_activations(int64_t values, const float* x, int64_t n, int64_t k, void* act) {
+  launch(values == QK ? "hi_quantize_act_q32" : "hi_quantize_act_q256", round_up(n * (k / values), 64), 64, x, n, k,
+         static_cast<uint8_t*>(act));
+}
+
+void SyclDevice::multiply(const MatmulOut* outs, size_t n_outs, int64_t k, const float* x, const void* act,
+                          int64_t n) {
+  const auto* blocks = static_cast<const uint8_t*>(act);
+  for (size_t i = 0; i < n_outs; ++i) {
+    const MatmulOut& o = outs[i];
+    if (n <= kMatvecTokens)
+      launch(typed("hi_matvec", o.type), size_t(o.rows) * kMatvecItems, kMatvecItems, o.w, o.rows, k, x, blocks, n,
+             o.y);
+    else
+      launch(typed("hi_matmul", o.type), ceil_div(o.rows, 32) * ceil_div(n, 32) * 256, 256, o.w, o.rows, k, x, blocks,
+             n, o.y);
   }
-  if (n <= kMatvecTokens)
-    launch(typed("hi_matvec", type), size_t(rows) * kMatvecItems, kMatvecItems, w, rows, k, x, act, n, y);
-  else
-    launch(typed("hi_matmul", type), ceil_div(rows, 32) * ceil_div(n, 32) * 256, 256, w, rows, k, x, act, n, y);
-  if (own.bytes()) synchronize();  // before `own` goes
 }
 
 void SyclDevice::rms_norm(const float* x, const float* w, float* y, int64_t rows, int64_t dim, float eps) {
-  launch("hi_rms_norm", size_t(rows) * 64, 64, x, w, y, rows, dim, eps);
+  // hi_rms_norm writes x only when given a delta.
+  launch("hi_rms_norm", size_t(rows) * 64, 64, const_cast<float*>(x), static_cast<const float*>(nullptr), w, y, rows,
+         dim, eps);
+}
+
+void SyclDevice::add_rms_norm(float* x, const float* delta, const float* w, float* y, int64_t rows, int64_t dim,
+                              float eps) {
+  launch("hi_rms_norm", size_t(rows) * 64, 64, x, delta, w, y, rows, dim, eps);
 }
 
 void SyclDevice::rope(float* x, const int32_t* pos, int64_t n_tokens, int64_t n_heads, int64_t head_dim,

@@ -1,39 +1,44 @@
-// y = x W^T for every weight type (matmul.cuh): quantised weights round x to
-// the CPU's 8-bit activation blocks in `scratch` (act_q8.cuh), then n <=
-// kMatvecTokens tokens take the matvec (mmvq.cuh), more the tiled tensor-core
-// matmul (mmq.cuh). Float weights (f32, f16, bf16) multiply x directly.
+// y = x W^T for every weight type (matmul.cuh), from x's activation blocks
+// (act_q8.cuh) for quantised weights: n <= kMatvecTokens tokens take the
+// matvec (mmvq.cuh), more the tiled tensor-core matmul (mmq.cuh). Float
+// weights (f32, f16, bf16) multiply x directly.
 //
-// Kernels: none here (act_q8.cu, mmvq.cu, mmq.cu hold them).
+// Kernels: none here (mmvq.cu and mmq.cu hold them).
 #include <string>
 
-#include "qtypes.h"
-#include "act_q8.cuh"
 #include "matmul.cuh"
 #include "mmq.cuh"
 #include "mmvq.cuh"
+#include "qtypes.h"
 #include "weight_types.cuh"
 
 namespace hi::cuda {
 
-void matmul(QType type, const uint8_t* w, int64_t rows, int64_t k, const float* x, int64_t n, float* y,
-            void* scratch, bool planar, cudaStream_t stream) {
-  with_weight_type(type, "matmul", [](auto, const char*) {});  // throws for a type outside the 13
-  const QTypeInfo& info = qtype_info(type);
-  if (rows < 0 || n < 0 || k < 0) throw std::invalid_argument("matmul: negative size");
-  if (rows == 0 || n == 0) return;
-  const uint8_t* act = nullptr;
-  if (info.block_values > 1) {
-    if (k % info.block_values != 0)
+void matmul(const MatmulOut* outs, size_t n_outs, int64_t k, const float* x, const uint8_t* act, int64_t n,
+            bool planar, cudaStream_t stream) {
+  if (n < 0 || k < 0) throw std::invalid_argument("matmul: negative size");
+  for (size_t i = 0; i < n_outs; ++i) {
+    with_weight_type(outs[i].type, "matmul", [](auto, const char*) {});  // throws for a type outside the 13
+    const QTypeInfo& info = qtype_info(outs[i].type);
+    if (outs[i].rows < 0) throw std::invalid_argument("matmul: negative size");
+    if (info.block_values > 1 && k % info.block_values != 0)
       throw std::invalid_argument(std::string("matmul: k=") + std::to_string(k) + " is not a multiple of " +
                                   info.name + "'s " + std::to_string(info.block_values) + "-value blocks");
-    if (scratch == nullptr && k > 0) throw std::invalid_argument(std::string("matmul ") + info.name + ": no scratch");
-    quantize_act(info.block_values, x, n, k, static_cast<uint8_t*>(scratch), stream);
-    act = static_cast<const uint8_t*>(scratch);
+    if (info.block_values > 1 && act == nullptr)
+      throw std::invalid_argument(std::string("matmul ") + info.name + ": no activation blocks");
   }
-  if (n <= kMatvecTokens)
-    mmvq(type, w, rows, k, x, act, n, y, planar, stream);
-  else
-    mmq(type, w, rows, k, x, act, n, y, planar, stream);
+  if (n == 0) return;
+  if (n > kMatvecTokens) {
+    for (size_t i = 0; i < n_outs; ++i)
+      mmq(outs[i].type, outs[i].w, outs[i].rows, k, x, act, n, outs[i].y, planar, stream);
+    return;
+  }
+  for (size_t i = 0; i < n_outs;) {  // runs of neighbours of one type, up to kMatvecOuts a launch
+    size_t run = 1;
+    while (i + run < n_outs && run < size_t(kMatvecOuts) && outs[i + run].type == outs[i].type) ++run;
+    mmvq(outs + i, int(run), k, x, act, n, planar, stream);
+    i += run;
+  }
 }
 
 }  // namespace hi::cuda

@@ -1,12 +1,12 @@
-// y = x W^T for every weight type on a CUDA stream: activations are rounded to
-// the CPU's 8-bit blocks (act_q8.cuh), then few tokens go to the matvec
-// (mmvq.cuh) and many to the tiled matmul (mmq.cuh).
+// y = x W^T for every weight type on a CUDA stream, from activations rounded
+// to the CPU's 8-bit blocks (act_q8.cuh): few tokens go to the matvec
+// (mmvq.cuh), many to the tiled matmul (mmq.cuh).
 #pragma once
 #include <cuda_runtime.h>
 
 #include <cstdint>
 
-#include "quant_blocks.h"
+#include "op_types.h"
 
 namespace hi::cuda {
 
@@ -16,11 +16,13 @@ namespace hi::cuda {
 // blocks of 128 threads for 132 SMs at these sizes (64 rows a block).
 constexpr int64_t kMatvecTokens = 16;
 
-// w: (rows, k) of `type`, rows packed, quantised rows planar (planar_blocks.h)
-// when `planar`; x: (n, k) floats; y: (n, rows) floats. scratch:
-// matmul_scratch_bytes(type, n, k) bytes of device memory (the activation
-// blocks), 16-byte aligned, unused for float types.
-void matmul(QType type, const uint8_t* w, int64_t rows, int64_t k, const float* x, int64_t n, float* y,
-            void* scratch, bool planar, cudaStream_t stream);
+// y_i (n, rows_i) = x (n, k) W_i^T for outs[0 .. n_outs) (Device::matmuls),
+// whose weights all pair with one activation kind: act holds x's activation
+// blocks of it (quantize_act: device memory, 16-byte aligned), or is null when
+// the weights are floats (f32, f16, bf16). Quantised rows are planar rows
+// (planar_blocks.h) when `planar`. The matvec runs neighbouring products of
+// one type in one launch (q, k and v), the tiled matmul one product at a time.
+void matmul(const MatmulOut* outs, size_t n_outs, int64_t k, const float* x, const uint8_t* act, int64_t n,
+            bool planar, cudaStream_t stream);
 
 }  // namespace hi::cuda

@@ -1,26 +1,26 @@
 // Norm, RoPE, activations and element-wise updates (csrc/cpu/ops.cpp semantics).
 #include "hi_sycl_common.h"
+#include "norm_rows.h"
 
 namespace {
 inline sycl::nd_item<1> item() { return syclext::this_work_item::get_nd_item<1>(); }
 inline int64_t gid() { return int64_t(item().get_global_id(0)); }
 }  // namespace
 
-// x, y: (rows, dim); w: (dim,) or null. One work-group per row (local 64,
-// global rows*64); sum of squares in float through a group reduction. Each
-// work-item writes only the elements it read, so y == x is fine.
-HI_KERNEL hi_rms_norm(const float* x, const float* w, float* y, int64_t rows, int64_t dim, float eps) {
+// x, y: (rows, dim); w: (dim,) or null; delta: (rows, dim) added to x and
+// stored there first (add_rms_norm: one launch for add then norm), or null:
+// x is only read. One work-group per row (local 64, global rows*64); sum of
+// squares in float through a group reduction. Each work-item writes only the
+// elements it read, so y == x is fine without a delta.
+HI_KERNEL hi_rms_norm(float* x, const float* delta, const float* w, float* y, int64_t rows, int64_t dim,
+                      float eps) {
   const sycl::nd_item<1> it = item();
   const int64_t r = int64_t(it.get_group_linear_id());
   if (r >= rows) return;
   const int64_t lid = int64_t(it.get_local_id(0)), nl = int64_t(it.get_local_range(0));
-  const float* xr = x + r * dim;
-  float* yr = y + r * dim;
-  float s = 0.0f;
-  for (int64_t i = lid; i < dim; i += nl) s += xr[i] * xr[i];
-  s = hi::group_sum(it, s);
-  const float inv = 1.0f / sycl::sqrt(s / float(dim) + eps);
-  for (int64_t i = lid; i < dim; i += nl) yr[i] = xr[i] * inv * (w ? w[i] : 1.0f);
+  float* xr = x + r * dim;
+  const float s = hi::group_sum(it, hi::add_sum_squares(xr, delta ? delta + r * dim : nullptr, dim, lid, nl));
+  hi::scale_row(xr, w, y + r * dim, 1.0f / sycl::sqrt(s / float(dim) + eps), dim, lid, nl);
 }
 
 // x: (n_tokens, n_heads, head_dim) in place; pos: (n_tokens,). One work-item

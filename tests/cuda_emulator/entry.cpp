@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <exception>
 #include <string>
+#include <vector>
 
 #include "act_q8.cuh"
 #include "cuda_common.cuh"
@@ -49,15 +50,35 @@ int hi_emu_quantize_act(int values, const float* x, int64_t n, int64_t k, uint8_
   return guarded([&] { hi::cuda::quantize_act(values, x, n, k, out, kStream); });
 }
 
-// planar: the weights (table) are planar rows (kernels/common/planar_blocks.h).
+// As a CUDA device's matmul of one product: x rounded into scratch (quantised
+// types), then the product. planar: the weights (table) are planar rows
+// (kernels/common/planar_blocks.h).
 int hi_emu_matmul(uint32_t type, const uint8_t* w, int64_t rows, int64_t k, const float* x, int64_t n, float* y,
                   void* scratch, int planar) {
-  return guarded([&] { hi::cuda::matmul(hi::QType(type), w, rows, k, x, n, y, scratch, planar != 0, kStream); });
+  return guarded([&] {
+    const int values = hi::qtype_info(hi::QType(type)).block_values;
+    auto* act = static_cast<uint8_t*>(scratch);
+    if (values > 1) hi::cuda::quantize_act(values, x, n, k, act, kStream);
+    const hi::MatmulOut out{hi::QType(type), w, rows, y};
+    hi::cuda::matmul(&out, 1, k, x, values > 1 ? act : nullptr, n, planar != 0, kStream);
+  });
+}
+
+// The products of one input, y[i] = x W[i]^T for i < count, from act: x's
+// activation blocks of the kind every quantised type among them pairs with.
+int hi_emu_matmul_group(int count, const uint32_t* types, const uint8_t* const* ws, const int64_t* rows, int64_t k,
+                        const float* x, const uint8_t* act, int64_t n, float* const* ys, int planar) {
+  return guarded([&] {
+    std::vector<hi::MatmulOut> outs;
+    for (int i = 0; i < count; ++i) outs.push_back({hi::QType(types[i]), ws[i], rows[i], ys[i]});
+    hi::cuda::matmul(outs.data(), outs.size(), k, x, act, n, planar != 0, kStream);
+  });
 }
 
 int hi_emu_mmvq(uint32_t type, const uint8_t* w, int64_t rows, int64_t k, const float* x, const uint8_t* act,
                 int64_t n, float* y, int planar) {
-  return guarded([&] { hi::cuda::mmvq(hi::QType(type), w, rows, k, x, act, n, y, planar != 0, kStream); });
+  const hi::MatmulOut out{hi::QType(type), w, rows, y};
+  return guarded([&] { hi::cuda::mmvq(&out, 1, k, x, act, n, planar != 0, kStream); });
 }
 
 int hi_emu_mmq(uint32_t type, const uint8_t* w, int64_t rows, int64_t k, const float* x, const uint8_t* act,
@@ -76,6 +97,10 @@ int hi_emu_set_rows(uint32_t type, uint8_t* table, int64_t cols, const int32_t* 
 
 int hi_emu_rms_norm(const float* x, const float* w, float* y, int64_t rows, int64_t dim, float eps) {
   return guarded([&] { hi::cuda::rms_norm(x, w, y, rows, dim, eps, kStream); });
+}
+
+int hi_emu_add_rms_norm(float* x, const float* delta, const float* w, float* y, int64_t rows, int64_t dim, float eps) {
+  return guarded([&] { hi::cuda::add_rms_norm(x, delta, w, y, rows, dim, eps, kStream); });
 }
 
 // neox: 0 RopeStyle::Normal, 1 RopeStyle::Neox.
