@@ -88,6 +88,11 @@ class Call {
     for (const Output& o : outputs_) dev_.to_host(o.host, o.device, o.bytes);
   }
   Device& device() { return dev_; }
+  // Device memory of `bytes` for the op's own use, held until the call ends.
+  void* scratch(size_t bytes) {
+    buffers_.emplace_back(dev_, bytes, MemKind::Compute);
+    return buffers_.back().as<void>();
+  }
 
  private:
   struct Output {
@@ -95,10 +100,6 @@ class Call {
     const void* device;
     size_t bytes;
   };
-  void* scratch(size_t bytes) {
-    buffers_.emplace_back(dev_, bytes, MemKind::Compute);
-    return buffers_.back().as<void>();
-  }
   Device& dev_;
   Device::Scope scope_;
   std::vector<DeviceBuffer> buffers_;
@@ -353,8 +354,10 @@ py::array_t<float> flash_attention_py(const Floats& q, const Bytes& k_data, uint
   Call call(device_or_cpu(device));
   k.data = call.in(k_data);
   v.data = call.in(v_data);
+  const size_t parts_bytes = size_t(attention_parts_floats(n_q, n_head, head_dim_v)) * sizeof(float);
+  auto* parts = static_cast<float*>(call.scratch(parts_bytes));  // room for a split decode step
   call.device().attention(call.in(q), n_q, n_head, k, v, AttnCells{call.in(cells), call.in(b64), call.in(e64)}, scale,
-                          softcap_value, call.out(out.mutable_data(), size_t(out.size())));
+                          softcap_value, call.out(out.mutable_data(), size_t(out.size())), parts);
   call.finish();
   return out;
 }

@@ -27,3 +27,16 @@ def attention_over(q, k, v, visible, scale: float, softcap: float) -> np.ndarray
             p = np.exp(s - s.max())
             out[t, h] = (p / p.sum()) @ v[seen, h // n_rep]
     return out
+
+
+def long_cache_decode(rng, n_cells: int = 1300):
+    """A decode step of 3 sequences in a cache of n_cells cells (more than 512:
+    CUDA splits such a step's cells): 1100 cells of sequence 0, 5 of sequence
+    1, none of sequence 2, stored in a shuffled order. Returns cell_seq,
+    cell_pos (n_cells,) and the queries' q_seq, q_pos (3,)."""
+    cell_seq = np.full(n_cells, -1, np.int32)
+    cell_seq[rng.permutation(n_cells)[:1105]] = np.repeat(np.array([0, 1], np.int32), [1100, 5])
+    cell_pos = np.zeros(n_cells, np.int32)
+    for s in (0, 1):
+        cell_pos[cell_seq == s] = rng.permutation(np.sum(cell_seq == s))
+    return cell_seq, cell_pos, np.array([0, 1, 2], np.int32), np.array([1099, 4, 0], np.int32)

@@ -38,7 +38,9 @@ Tolerances (relative error = ||y - y_cpu|| / ||y_cpu||, as tests/test_ops.py):
   against the CPU (which rounds queries to 8-bit blocks; test_ops' bound)
   and 1e-5 against float64 numpy over the dequantised cache (the kernel
   keeps float queries). Queries that see no cell give exact zeros, and the
-  output is bit-identical whatever block plan the SM count leads to.
+  output is bit-identical whatever block plan the SM count leads to. A split
+  decode step (a cache of more than 512 cells) merges its parts in another
+  order than the unsplit kernel sums: within 1e-5 of it.
 """
 
 from __future__ import annotations
@@ -55,7 +57,7 @@ from hetinfer import _core
 from hetinfer.devices import make_device
 from hetinfer.quants import dequantize_bytes, qtype, quantize, row_bytes
 from hetinfer.testing.samples import random_weights
-from attention_reference import attention_over
+from attention_reference import attention_over, long_cache_decode
 from cuda_emulator import build as emulator_build
 
 TYPES = [pytest.param(t, id=t.name) for t in hetinfer.SUPPORTED_TYPES]
@@ -82,7 +84,7 @@ SIGNATURES = {  # tests/cuda_emulator/entry.cpp; each returns 0 or 1 (hi_emu_err
     "hi_emu_add": [V, V, I64],
     "hi_emu_add_bias": [V, V, I64, I64],
     "hi_emu_softcap": [V, I64, F32],
-    "hi_emu_attention": [V, I64, I64, U32, V, U32, V, I64, I64, I64, I64, V, V, V, F32, F32, V],
+    "hi_emu_attention": [V, I64, I64, U32, V, U32, V, I64, I64, I64, I64, V, V, V, F32, F32, V, V],
     "hi_emu_selftest": [I32, V, V, I32, I32],
 }
 
@@ -280,13 +282,18 @@ class Emulator:
         return out.result()
 
     def attention(self, q, k_type, k_raw, v_type, v_raw, n_cells, n_head_kv, d_v, cells, begin, end, scale,
-                  softcap) -> np.ndarray:
+                  softcap, parts: bool = True) -> np.ndarray:
+        """parts=False gives the kernel no room for a split step's partial results."""
         n_q, n_head, d_k = q.shape
         out = Guarded(np.full((n_q, n_head, d_v), np.nan, np.float32))
         cells = cells if len(cells) else np.zeros(1, np.int32)
+        # (min(n_q, 16), n_head, 8 splits, d_v + 2): op_types.h attention_parts_floats
+        room = Guarded(np.full(min(n_q, 16) * n_head * 8 * (d_v + 2), np.nan, np.float32)) if parts else None
         self.call("hi_emu_attention", ptr(q), n_q, n_head, int(qtype(k_type)), ptr(k_raw), int(qtype(v_type)),
                   ptr(v_raw), n_cells, n_head_kv, d_k, d_v, ptr(cells), ptr(begin), ptr(end), scale, softcap,
-                  ptr(out.a))
+                  ptr(out.a), None if room is None else ptr(room.a))
+        if room is not None:
+            room.result()  # nothing written outside it
         return out.result()
 
 
@@ -638,6 +645,10 @@ def attention_problem(rng, scenario: str) -> dict:
             cell_pos[cell_seq == s] = np.arange(np.sum(cell_seq == s))
         return p | dict(cell_seq=cell_seq, cell_pos=cell_pos, q_seq=np.array([0, 1, 0, 1, 2], np.int32),
                         q_pos=np.array([70, 69, 3, 30, 5], np.int32))
+    if scenario == "long_decode":  # 3 sequences decoding in a cache of 1300 cells: 1100, 5 and no cells
+        cell_seq, cell_pos, q_seq, q_pos = long_cache_decode(rng, 1300)
+        return dict(n_cells=1300, n_head=4, n_head_kv=2, d_k=64, d_v=64, cell_seq=cell_seq, cell_pos=cell_pos,
+                    q_seq=q_seq, q_pos=q_pos)
     if scenario == "decode":  # one query at the newest of 130 cells stored in a shuffled order; n_rep 3
         return dict(n_cells=130, n_head=6, n_head_kv=2, d_k=64, d_v=64, cell_seq=np.zeros(130, np.int32),
                     cell_pos=rng.permutation(130).astype(np.int32), q_seq=np.zeros(1, np.int32),
@@ -648,8 +659,11 @@ def attention_problem(rng, scenario: str) -> dict:
                 q_seq=np.zeros(40, np.int32), q_pos=np.arange(50, 90, dtype=np.int32))
 
 
-def check_attention(emu, cpu, rng, k_type, v_type, p: dict, window=0, softcap=0.0, offset=0, sms=(132,)):
-    """The emulated kernel against the CPU and float64 for the problem p (attention_problem)."""
+def check_attention(emu, cpu, rng, k_type, v_type, p: dict, window=0, softcap=0.0, offset=0, sms=(132,),
+                    against_unsplit=False):
+    """The emulated kernel against the CPU and float64 for the problem p
+    (attention_problem); against_unsplit: and against the kernel given no room
+    for a split step's parts, within 1e-5."""
     n_cells, n_head_kv, d_v = p["n_cells"], p["n_head_kv"], p["d_v"]
     k_raw, k_ref = kv_cache(rng, k_type, n_cells, n_head_kv, p["d_k"], offset)
     v_raw, v_ref = kv_cache(rng, v_type, n_cells, n_head_kv, d_v, offset)
@@ -670,6 +684,10 @@ def check_attention(emu, cpu, rng, k_type, v_type, p: dict, window=0, softcap=0.
     np.testing.assert_array_equal(y[begin == end], 0.0)  # queries that see no cell
     assert rel_err(y, ref_cpu) < (1e-5 if k_type in ("F32", "F16") else 3e-2)
     assert rel_err(y, attention_float64(q, k_ref, v_ref, cells, begin, end, scale, softcap)) < 1e-5
+    if against_unsplit:
+        unsplit = emu.attention(q, k_type, k_raw, v_type, v_raw, n_cells, n_head_kv, d_v, cells, begin, end, scale,
+                                softcap, parts=False)
+        assert rel_err(y, unsplit) < 1e-5
 
 
 KV_TYPES = [("F32", "F32"), ("F16", "F16"), ("Q8_0", "Q8_0"), ("Q4_0", "Q4_0"), ("F16", "Q4_0"), ("Q8_0", "F16")]
@@ -693,6 +711,18 @@ def test_attention_layouts(emu, cpu, rng, k_type, v_type, d_k, d_v, offset):
              cell_pos=np.arange(70, dtype=np.int32), q_seq=np.zeros(3, np.int32),
              q_pos=np.array([69, 10, 40], np.int32))
     check_attention(emu, cpu, rng, k_type, v_type, p, offset=offset)
+
+
+@pytest.mark.parametrize("k_type,v_type", [("F16", "F16"), ("Q8_0", "Q4_0")])
+@pytest.mark.parametrize("window", [0, 300])
+def test_attention_split(emu, cpu, rng, k_type, v_type, window):
+    """A decode step in a cache of more than 512 cells splits each query's
+    cells (here 3 splits: 1100 cells in shares of 384; 5 cells, two empty
+    shares; no cells) and merges the parts: within the tolerances of the
+    unsplit kernel and bit for bit the same on any SM count."""
+    check_attention(emu, cpu, rng, k_type, v_type, attention_problem(rng, "long_decode"), window, sms=(1, 1000),
+                    against_unsplit=True)
+    assert emu.take_log() == ["attention_kernel<KT, VT>", "merge_kernel"] * 2 + ["attention_kernel<KT, VT>"]
 
 
 def test_attention_block_plan(emu, cpu, rng):

@@ -26,7 +26,7 @@ import hetinfer
 from hetinfer import _core
 from hetinfer.quants import dequantize_bytes, qtype, quantize
 from hetinfer.testing.samples import random_weights
-from attention_reference import attention_over
+from attention_reference import attention_over, long_cache_decode
 
 
 def rel_err(y: np.ndarray, ref: np.ndarray) -> float:
@@ -248,6 +248,22 @@ def test_flash_attention(rng, device, k_type, v_type, window, softcap):
     np.testing.assert_array_equal(y[4], 0.0)
     bound = 1e-5 if k_type in ("F32", "F16") else 3e-2
     assert rel_err(y, ref) < bound
+
+
+@pytest.mark.parametrize("k_type,v_type", [("F16", "F16"), ("Q8_0", "Q4_0")])
+def test_flash_attention_long_cache(rng, device, k_type, v_type):
+    """Decode of 3 sequences in a 1300-cell cache (1100, 5 and no cells): on
+    CUDA a split step (over 512 cells), its parts merged; the same bounds."""
+    n_cells, n_head, n_head_kv, d = 1300, 4, 2, 64
+    k_raw, k_ref = cache(rng, k_type, n_cells, n_head_kv, d)
+    v_raw, v_ref = cache(rng, v_type, n_cells, n_head_kv, d)
+    cell_seq, cell_pos, q_seq, q_pos = long_cache_decode(rng, n_cells)
+    q = rng.standard_normal((3, n_head, d)).astype(np.float32)
+    y = _core.flash_attention(q, k_raw, int(qtype(k_type)), v_raw, int(qtype(v_type)), n_head_kv, d,
+                              q_seq, q_pos, cell_seq, cell_pos, 0, 0.125, 0.0, device=device)
+    ref = attention_reference(q, k_ref, v_ref, q_seq, q_pos, cell_seq, cell_pos, 0, 0.125, 0.0)
+    np.testing.assert_array_equal(y[2], 0.0)
+    assert rel_err(y, ref) < (1e-5 if k_type == "F16" else 3e-2)
 
 
 def test_flash_attention_rejects_bad_shapes():

@@ -222,9 +222,9 @@ void CudaDevice::set_rows(QType type, uint8_t* table, int64_t cols, const int32_
 }
 
 void CudaDevice::attention(const float* q, int64_t n_q, int64_t n_head, const KVView& k, const KVView& v,
-                           const AttnCells& cells, float scale, float softcap, float* out) {
+                           const AttnCells& cells, float scale, float softcap, float* out, float* parts) {
   check_attention_args(name() + ": attention", n_head, k, v, 256);
-  run([&] { cuda::attention(q, n_q, n_head, k, v, cells, scale, softcap, out, stream_); });
+  run([&] { cuda::attention(q, n_q, n_head, k, v, cells, scale, softcap, out, parts, stream_); });
 }
 
 std::unique_ptr<Device::Recording> CudaDevice::record(const std::function<void()>& queue_ops) {

@@ -69,7 +69,7 @@ void CpuDevice::set_rows(QType type, uint8_t* table, int64_t cols, const int32_t
 }
 
 void CpuDevice::attention(const float* q, int64_t n_q, int64_t n_head, const KVView& k, const KVView& v,
-                          const AttnCells& cells, float scale, float softcap, float* out) {
+                          const AttnCells& cells, float scale, float softcap, float* out, float* /*parts: no split*/) {
   flash_attention(q, n_q, n_head, k, v, cells, scale, softcap, out);
 }
 

@@ -122,9 +122,11 @@ class Device {
   virtual void set_rows(QType type, uint8_t* table, int64_t cols, const int32_t* ids, int64_t n,
                         const float* src) = 0;
   // q (n_q, n_head, k.head_dim) -> out (n_q, n_head, v.head_dim) over the cells
-  // each query sees (see cpu/flash_attn.h).
+  // each query sees (see cpu/flash_attn.h). parts: attention_parts_floats(n_q,
+  // n_head, v.head_dim) floats of this device's memory for a split decode
+  // step's partial results (op_types.h; CUDA uses them), or null: no split.
   virtual void attention(const float* q, int64_t n_q, int64_t n_head, const KVView& k, const KVView& v,
-                         const AttnCells& cells, float scale, float softcap, float* out) = 0;
+                         const AttnCells& cells, float scale, float softcap, float* out, float* parts) = 0;
 
   // ---- recorded work (CUDA graphs): a step whose ops and arguments repeat.
   // Work a device can replay without the host queuing each op again.

@@ -33,6 +33,18 @@ struct AttnCells {
   const int64_t* end;    // (n_q,)
 };
 
+// A decode step's attention may split each query's cells among up to
+// kAttnSplits blocks (split-KV: a GPU's SMs share a long context instead of
+// one block per query head walking all of it) and merge their partial
+// results, which it keeps in `parts` (Device::attention).
+constexpr int64_t kAttnSplitTokens = 16;  // steps of up to this many queries may split
+constexpr int64_t kAttnSplits = 8;
+// Floats of `parts` for n_q queries of n_head heads and d_v-value outputs: per
+// (query, head, split) the d_v unnormalised sums, the softmax sum and its max.
+inline int64_t attention_parts_floats(int64_t n_q, int64_t n_head, int64_t d_v) {
+  return (n_q < kAttnSplitTokens ? n_q : kAttnSplitTokens) * n_head * kAttnSplits * (d_v + 2);
+}
+
 // One product of a matmul group (Device::matmuls): y (n, rows) = x (n, k) @ w^T,
 // w: (rows, k) of `type`, placed (Device::place_weights).
 struct MatmulOut {

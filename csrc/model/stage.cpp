@@ -126,7 +126,8 @@ void Stage::attention(int64_t layer, int64_t n) {
 
   const int slot = window_slot_[size_t(layer)];
   dev.attention(ws_.q, n, cfg_.n_head, cache_.keys(layer), cache_.values(layer),
-                AttnCells{ws_.visible, ws_.begin[slot], ws_.end[slot]}, cfg_.attn_scale, cfg_.attn_softcap, ws_.attn);
+                AttnCells{ws_.visible, ws_.begin[slot], ws_.end[slot]}, cfg_.attn_scale, cfg_.attn_softcap, ws_.attn,
+                ws_.attn_parts);
   linear(ws_.attn, n, {{w.wo, nullptr, ws_.delta}});
   if (w.post_attn_norm.present())
     dev.rms_norm(ws_.delta, w.post_attn_norm.f32(), ws_.delta, n, cfg_.n_embd, cfg_.rms_eps);

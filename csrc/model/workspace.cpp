@@ -54,6 +54,7 @@ Workspace Workspace::layout(const BlockConfig& c, int64_t n, int64_t n_cells, ui
   w.k = carve.floats(n * c.n_head_kv * c.head_dim_k);
   w.v = carve.floats(n * c.n_head_kv * c.head_dim_v);
   w.attn = carve.floats(n * c.n_head * c.head_dim_v);
+  w.attn_parts = carve.floats(attention_parts_floats(n, c.n_head, c.head_dim_v));
   const size_t attention_end = carve.offset;
   carve.offset = phase_start;
   w.gate = carve.floats(n * c.n_ff);

@@ -23,6 +23,7 @@ struct Workspace {
   float* k;       // (n, n_head_kv, head_dim_k); also key rows re-rotated by a context shift
   float* v;       // (n, n_head_kv, head_dim_v)
   float* attn;    // (n, n_head, head_dim_v)
+  float* attn_parts;  // attention_parts_floats(n, n_head, head_dim_v): a split decode step's partial results
   // Feed-forward phase, sharing the attention phase's bytes.
   float* gate;    // (n, n_ff)
   float* up;      // (n, n_ff)

@@ -190,7 +190,8 @@ void SyclDevice::set_rows(QType type, uint8_t* table, int64_t cols, const int32_
 }
 
 void SyclDevice::attention(const float* q, int64_t n_q, int64_t n_head, const KVView& k, const KVView& v,
-                           const AttnCells& cells, float scale, float softcap, float* out) {
+                           const AttnCells& cells, float scale, float softcap, float* out,
+                           float* /*parts: one work-group a head, no split*/) {
   check_attention_args(name() + ": attention", n_head, k, v, 256);
   const int32_t k_type = int32_t(k.type), v_type = int32_t(v.type);
   launch("hi_attention", size_t(n_q * n_head) * 64, 64, q, n_q, n_head, k.data, k_type, k.n_head_kv, k.head_dim,

@@ -46,7 +46,7 @@ class SyclDevice : public Device {
                 float scale, float* out) override;
   void set_rows(QType type, uint8_t* table, int64_t cols, const int32_t* ids, int64_t n, const float* src) override;
   void attention(const float* q, int64_t n_q, int64_t n_head, const KVView& k, const KVView& v,
-                 const AttnCells& cells, float scale, float softcap, float* out) override;
+                 const AttnCells& cells, float scale, float softcap, float* out, float* parts) override;
 
  protected:
   void round_activations(int64_t values, const float* x, int64_t n, int64_t k, void* act) override;

@@ -48,6 +48,8 @@ constexpr int kRows = 8;                  // query rows (token, head) per block
 constexpr int kMaxD = 256;                // largest d_k / d_v
 constexpr int kCellLanes = 8;             // lanes per cell when scoring
 constexpr int kCellsPerLane = 2;
+constexpr int64_t kSplitCells = 512;  // a decode step splits caches of more cells, one split per this many
+constexpr int kMergeThreads = 128;
 static_assert(kWarps == kRows, "softmax: warp w owns row w");
 static_assert(kWarps * (kWarp / kCellLanes) * kCellsPerLane == kTile, "scores: warp w scores cells 8w .. 8w+7");
 
@@ -114,8 +116,10 @@ struct AttnArgs {
   const int32_t* cells;
   const int64_t* begin;
   const int64_t* end;
+  float* parts;  // (n_q, n_head, splits, dv + 2) partial results when splits > 1
   int64_t n_q, n_head, n_head_kv, n_rep;
-  int64_t n_tblk, n_hblk, total;  // token blocks, head blocks per KV head, blocks in all
+  int64_t n_tblk, n_hblk, total;  // token blocks, head blocks per KV head, blocks in all (x splits)
+  int splits;                     // blocks sharing each query's cells (> 1: nt is 1)
   int dk, dv;
   int hb, nt;  // query heads and tokens per block (hb * nt <= kRows; hb divides n_rep)
   float scale, softcap;
@@ -139,7 +143,7 @@ __global__ void __launch_bounds__(kThreads, 2) attention_kernel(const AttnArgs a
   __shared__ __align__(16) float p_t[kTile][kRows];  // scores, then softmax weights, per (cell, row)
   __shared__ __align__(16) float corr_s[kRows];      // this tile's correction of each row's old sums
   __shared__ int tn_s[kRows];                        // this tile's cells seen by each row
-  __shared__ float l_s[kRows];                       // each row's softmax sum
+  __shared__ float l_s[kRows], m_s[kRows];           // each row's softmax sum and max
   __shared__ int32_t cell_s[kTile];                  // the tile's cells
   __shared__ int64_t b_s[kRows], e_s[kRows];         // the block's tokens' slices
 
@@ -154,7 +158,8 @@ __global__ void __launch_bounds__(kThreads, 2) attention_kernel(const AttnArgs a
   const int dq = (dk + 3) & ~3;  // q filled (zeros past dk) up to here
 
   for (int64_t blk = blockIdx.x; blk < a.total; blk += gridDim.x) {
-    const int64_t hbi = blk % a.n_hblk, rest = blk / a.n_hblk;
+    const int split = int(blk % a.splits);
+    const int64_t hbi = blk / a.splits % a.n_hblk, rest = blk / a.splits / a.n_hblk;
     const int64_t g = rest % a.n_head_kv;
     const int64_t tok0 = (a.n_tblk - 1 - rest / a.n_head_kv) * a.nt;  // latest tokens (longest slices) first
     const int nt = int(a.n_q - tok0 < a.nt ? a.n_q - tok0 : a.nt);
@@ -186,6 +191,15 @@ __global__ void __launch_bounds__(kThreads, 2) attention_kernel(const AttnArgs a
       }
       done |= pass;
       const bool all_rows = pass == all;
+      // This block's share of the pass's cells: all of them, or split `split`
+      // of a split step's (one token: every row sees n_max cells), in whole
+      // tiles, so an empty share is a split past the cells' end.
+      int64_t c_begin = 0, c_end = n_max;
+      if (a.splits > 1) {
+        const int64_t share = ((n_max + a.splits - 1) / a.splits + kTile - 1) / kTile * kTile;
+        c_begin = split * share < n_max ? split * share : n_max;
+        c_end = c_begin + share < n_max ? c_begin + share : n_max;
+      }
       // Softmax state of this warp's row (warp-uniform).
       const bool row_on = warp < nrows && ((pass >> (warp / hb)) & 1u);
       const int64_t row_n = row_on ? (e_s[warp / hb] > B ? e_s[warp / hb] - B : 0) : 0;
@@ -205,8 +219,8 @@ __global__ void __launch_bounds__(kThreads, 2) attention_kernel(const AttnArgs a
         big.q[r][d] = x;
       }
 
-      for (int64_t c0 = 0; c0 < n_max; c0 += kTile) {
-        const int n_tile = int(n_max - c0 < kTile ? n_max - c0 : kTile);
+      for (int64_t c0 = c_begin; c0 < c_end; c0 += kTile) {
+        const int n_tile = int(c_end - c0 < kTile ? c_end - c0 : kTile);
         const int32_t* tile_cells = a.cells + B + c0;
         // Every row sees all n_tile cells: no per-row guards in the value loop.
         const bool full = all_rows && n_min - c0 >= n_tile;
@@ -267,7 +281,7 @@ __global__ void __launch_bounds__(kThreads, 2) attention_kernel(const AttnArgs a
 
         // ---- softmax: warp `warp` folds row `warp` ----
         {
-          const int64_t left = row_n - c0;
+          const int64_t left = (row_n < c_end ? row_n : c_end) - c0;
           const int tn = left <= 0 ? 0 : int(left < kTile ? left : kTile);
           float corr = 1.0f;
           if (tn > 0) {  // warp-uniform
@@ -323,7 +337,10 @@ __global__ void __launch_bounds__(kThreads, 2) attention_kernel(const AttnArgs a
       }
 
       // ---- combine the value groups, normalise, store the pass's rows ----
-      if (lane == 0) l_s[warp] = run_sum;
+      if (lane == 0) {
+        l_s[warp] = run_sum;
+        m_s[warp] = run_max;
+      }
       __syncthreads();  // every thread is past its last use of big.q
       if (vg_i < cpp) {
 #pragma unroll
@@ -339,9 +356,42 @@ __global__ void __launch_bounds__(kThreads, 2) attention_kernel(const AttnArgs a
         float s = 0.0f;
         for (int k = 0; k < cpp; ++k) s += big.red[(k * kRows + r) * dpad + d];
         const float l = l_s[r];
-        // As the CPU: acc / sum; a row that saw no cell keeps its zeros.
-        a.out[((tok0 + ti) * a.n_head + h0 + r % hb) * int64_t(dv) + d] = l > 0.0f ? s / l : s;
+        const int64_t row = (tok0 + ti) * a.n_head + h0 + r % hb;  // of out: (n_q, n_head)
+        if (a.splits > 1) {  // the split's sums, merged by merge_kernel
+          float* part = a.parts + (row * a.splits + split) * (dv + 2);
+          part[d] = s;
+          if (d == 0) {
+            part[dv] = l;
+            part[dv + 1] = m_s[r];
+          }
+        } else {
+          // As the CPU: acc / sum; a row that saw no cell keeps its zeros.
+          a.out[row * dv + d] = l > 0.0f ? s / l : s;
+        }
       }
+    }
+  }
+}
+
+// out row r (n_q * n_head rows of dv) from its splits' partial results
+// (parts: (rows, splits, dv + 2): sums, softmax sum, softmax max), in split
+// order: out = sum_s e^(m_s - m) acc_s / sum_s e^(m_s - m) l_s with m the
+// largest max of the splits that saw cells; a row no split saw a cell of
+// keeps zeros, as the CPU's.
+__global__ void __launch_bounds__(kMergeThreads) merge_kernel(const float* parts, int64_t rows, int splits, int dv,
+                                                              float* out) {
+  for (int64_t r = blockIdx.x; r < rows; r += gridDim.x) {  // block-uniform
+    const float* row = parts + r * splits * int64_t(dv + 2);
+    float m = -INFINITY, l = 0.0f;
+    for (int s = 0; s < splits; ++s)
+      if (row[s * (dv + 2) + dv] > 0.0f) m = fmaxf(m, row[s * (dv + 2) + dv + 1]);
+    for (int s = 0; s < splits; ++s)
+      if (row[s * (dv + 2) + dv] > 0.0f) l += row[s * (dv + 2) + dv] * expf(row[s * (dv + 2) + dv + 1] - m);
+    for (int d = threadIdx.x; d < dv; d += kMergeThreads) {
+      float acc = 0.0f;
+      for (int s = 0; s < splits; ++s)
+        if (row[s * (dv + 2) + dv] > 0.0f) acc += row[s * (dv + 2) + d] * expf(row[s * (dv + 2) + dv + 1] - m);
+      out[r * dv + d] = l > 0.0f ? acc / l : 0.0f;
     }
   }
 }
@@ -387,7 +437,7 @@ int multiprocessors() {
 }  // namespace
 
 void attention(const float* q, int64_t n_q, int64_t n_head, const KVView& k, const KVView& v, const AttnCells& cells,
-               float scale, float softcap, float* out, cudaStream_t stream) {
+               float scale, float softcap, float* out, float* parts, cudaStream_t stream) {
   if (n_q <= 0 || n_head <= 0 || v.head_dim <= 0) return;  // nothing to write
   if (k.n_head_kv <= 0 || n_head % k.n_head_kv != 0 || v.n_head_kv != k.n_head_kv)
     throw std::invalid_argument("attention: n_head must be a multiple of n_head_kv, and K and V must match");
@@ -416,20 +466,30 @@ void attention(const float* q, int64_t n_q, int64_t n_head, const KVView& k, con
   a.softcap = softcap;
   a.k_vec = wide_loads_ok(k.type, k.data, k.head_dim);
   a.v_vec = wide_loads_ok(v.type, v.data, v.head_dim);
+  // Splits: from the cache's size and the step's, never the GPU's, so the
+  // output is the same on every GPU (only the plan's heads and tokens a block
+  // vary with the SM count, and they change no bit). A step's visible cells
+  // are known on the device only: a recorded step replays for every length.
+  const int64_t by_size = (k.n_cells + kSplitCells - 1) / kSplitCells;  // <= 1 for caches of up to kSplitCells
+  a.parts = parts;
+  a.splits = parts && n_q <= kAttnSplitTokens && by_size > 1 ? int(by_size < kAttnSplits ? by_size : kAttnSplits) : 1;
 
   // Rows per block: hb heads (a divisor of n_rep) x nt tokens <= kRows. The
   // output does not depend on the choice (see the top of the file).
   const int64_t target = 2 * int64_t(multiprocessors());
-  const auto blocks = [&](int64_t nt, int64_t hb) { return (n_q + nt - 1) / nt * a.n_head_kv * (a.n_rep / hb); };
+  const auto blocks = [&](int64_t nt, int64_t hb) {
+    return (n_q + nt - 1) / nt * a.n_head_kv * (a.n_rep / hb) * a.splits;
+  };
   int hb = 1, nt = 1;
   for (int c = kRows; c >= 1; --c)
     if (a.n_rep % c == 0) {
       hb = c;
       break;
     }
-  if (blocks(1, hb) < target) {
-    // Few blocks (decode): spread a group's heads over more blocks; each
-    // reads the group's K/V again, mostly from L2.
+  if (a.splits > 1 || blocks(1, hb) < target) {
+    // Few blocks (decode; a split step is one token a block): spread a
+    // group's heads over more blocks; each reads the group's K/V again,
+    // mostly from L2.
     for (int c = hb - 1; c >= 1 && blocks(1, hb) < target; --c)
       if (a.n_rep % c == 0) hb = c;
   } else {
@@ -445,7 +505,7 @@ void attention(const float* q, int64_t n_q, int64_t n_head, const KVView& k, con
   a.nt = nt;
   a.n_tblk = (n_q + nt - 1) / nt;
   a.n_hblk = a.n_rep / hb;
-  a.total = a.n_tblk * a.n_head_kv * a.n_hblk;
+  a.total = a.n_tblk * a.n_head_kv * a.n_hblk * a.splits;
   const unsigned grid = unsigned(a.total < INT_MAX ? a.total : INT_MAX);  // the kernel strides over the rest
 
   switch (k.type) {
@@ -458,6 +518,12 @@ void attention(const float* q, int64_t n_q, int64_t n_head, const KVView& k, con
                                   " is not one of f32, f16, q8_0, q4_0");
   }
   check_launch("attention");
+  if (a.splits > 1) {
+    const int64_t rows = n_q * n_head;
+    merge_kernel<<<unsigned(rows < INT_MAX ? rows : INT_MAX), kMergeThreads, 0, stream>>>(parts, rows, a.splits, a.dv,
+                                                                                           out);
+    check_launch("attention merge");
+  }
 }
 
 }  // namespace hi::cuda

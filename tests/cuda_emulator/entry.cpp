@@ -132,11 +132,11 @@ int hi_emu_softcap(float* x, int64_t n, float cap) {
 int hi_emu_attention(const float* q, int64_t n_q, int64_t n_head, uint32_t k_type, const uint8_t* k_data,
                      uint32_t v_type, const uint8_t* v_data, int64_t n_cells, int64_t n_head_kv, int64_t d_k,
                      int64_t d_v, const int32_t* cells, const int64_t* begin, const int64_t* end, float scale,
-                     float softcap, float* out) {
+                     float softcap, float* out, float* parts) {
   return guarded([&] {
     const hi::KVView k{hi::QType(k_type), k_data, n_cells, n_head_kv, d_k};
     const hi::KVView v{hi::QType(v_type), v_data, n_cells, n_head_kv, d_v};
-    hi::cuda::attention(q, n_q, n_head, k, v, hi::AttnCells{cells, begin, end}, scale, softcap, out, kStream);
+    hi::cuda::attention(q, n_q, n_head, k, v, hi::AttnCells{cells, begin, end}, scale, softcap, out, parts, kStream);
   });
 }
 
