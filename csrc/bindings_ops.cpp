@@ -112,6 +112,23 @@ py::array_t<T> array_like(const py::array& a) {
   return py::array_t<T>(std::vector<py::ssize_t>(a.shape(), a.shape() + a.ndim()));
 }
 
+py::array_t<float> copy_of(const Floats& x) {
+  py::array_t<float> y = array_like<float>(x);
+  std::copy(x.data(), x.data() + x.size(), y.mutable_data());
+  return y;
+}
+
+// Runs an in-place op over a copy of x.
+template <typename Op>
+py::array_t<float> in_place(const Floats& x, const DevicePtr& device, Op op) {
+  py::array_t<float> y = copy_of(x);
+  py::gil_scoped_release release;
+  Call call(device_or_cpu(device));
+  op(call, call.in_out(y.mutable_data(), size_t(y.size())));
+  call.finish();
+  return y;
+}
+
 py::array_t<float> matmul_py(uint32_t type_id, const Bytes& w, int64_t rows, int64_t k, const Floats& x,
                              const DevicePtr& device) {
   const QType type = checked_type(type_id);
@@ -192,8 +209,7 @@ std::pair<py::array_t<float>, py::array_t<float>> add_rms_norm_py(const Floats& 
           "add_rms_norm: delta must have x's shape");
   const int64_t rows = x.shape(0), dim = x.shape(1);
   const Floats wa = norm_weight(w, dim);
-  py::array_t<float> sum({rows, dim}), y({rows, dim});  // (rows, dim) each
-  std::copy(x.data(), x.data() + x.size(), sum.mutable_data());
+  py::array_t<float> sum = copy_of(x), y({rows, dim});  // (rows, dim) each
   {
     py::gil_scoped_release release;  // until the op is done: returning copies handles, which needs the GIL
     Call call(device_or_cpu(device));
@@ -205,21 +221,40 @@ std::pair<py::array_t<float>, py::array_t<float>> add_rms_norm_py(const Floats& 
   return {sum, y};
 }
 
+// Checks rope's arguments for x (n_tokens, n_heads, head_dim); returns the style.
+RopeStyle rope_args(const Floats& x, const Ints& pos, int64_t n_rot, const std::string& style) {
+  require(x.ndim() == 3, "rope: x must be (n_tokens, n_heads, head_dim)");
+  require(pos.ndim() == 1 && pos.shape(0) == x.shape(0), "rope: pos must be (n_tokens,)");
+  require(n_rot > 0 && n_rot % 2 == 0 && n_rot <= x.shape(2), "rope: n_rot must be even and in (0, head_dim]");
+  require(style == "normal" || style == "neox", "rope: style must be 'normal' or 'neox'");
+  return style == "neox" ? RopeStyle::Neox : RopeStyle::Normal;
+}
+
 py::array_t<float> rope_py(const Floats& x, const Ints& pos, int64_t n_rot, float base, float freq_scale,
                            const std::string& style, const DevicePtr& device) {
-  require(x.ndim() == 3, "rope: x must be (n_tokens, n_heads, head_dim)");
-  const int64_t n_tokens = x.shape(0), n_heads = x.shape(1), head_dim = x.shape(2);
-  require(pos.ndim() == 1 && pos.shape(0) == n_tokens, "rope: pos must be (n_tokens,)");
-  require(n_rot > 0 && n_rot % 2 == 0 && n_rot <= head_dim, "rope: n_rot must be even and in (0, head_dim]");
-  require(style == "normal" || style == "neox", "rope: style must be 'normal' or 'neox'");
-  py::array_t<float> y = array_like<float>(x);  // (n_tokens, n_heads, head_dim)
-  std::copy(x.data(), x.data() + x.size(), y.mutable_data());
-  py::gil_scoped_release release;
-  Call call(device_or_cpu(device));
-  call.device().rope(call.in_out(y.mutable_data(), size_t(y.size())), call.in(pos), n_tokens, n_heads, head_dim,
-                     n_rot, base, freq_scale, style == "neox" ? RopeStyle::Neox : RopeStyle::Normal);
-  call.finish();
-  return y;
+  const RopeStyle s = rope_args(x, pos, n_rot, style);
+  return in_place(x, device, [&](Call& c, float* y) {
+    c.device().rope(y, x.shape(1), nullptr, 0, c.in(pos), x.shape(0), x.shape(2), n_rot, base, freq_scale, s);
+  });
+}
+
+// (x, x2) rotated by one rope op: the q and k of attention.
+std::pair<py::array_t<float>, py::array_t<float>> rope_pair_py(const Floats& x, const Floats& x2, const Ints& pos,
+                                                               int64_t n_rot, float base, float freq_scale,
+                                                               const std::string& style, const DevicePtr& device) {
+  const RopeStyle s = rope_args(x, pos, n_rot, style);
+  require(x2.ndim() == 3 && x2.shape(0) == x.shape(0) && x2.shape(2) == x.shape(2),
+          "rope_pair: x2 must be (n_tokens, n_heads2, head_dim) of x's tokens and head size");
+  py::array_t<float> y = copy_of(x), y2 = copy_of(x2);
+  {
+    py::gil_scoped_release release;  // until the op is done: returning copies handles, which needs the GIL
+    Call call(device_or_cpu(device));
+    call.device().rope(call.in_out(y.mutable_data(), size_t(y.size())), x.shape(1),
+                       call.in_out(y2.mutable_data(), size_t(y2.size())), x2.shape(1), call.in(pos), x.shape(0),
+                       x.shape(2), n_rot, base, freq_scale, s);
+    call.finish();
+  }
+  return {y, y2};
 }
 
 py::array_t<float> gated_py(const Floats& gate, const Floats& up, const std::string& act, const DevicePtr& device) {
@@ -232,18 +267,6 @@ py::array_t<float> gated_py(const Floats& gate, const Floats& up, const std::str
                                  gate.size(), act == "silu" ? Activation::Silu : Activation::GeluTanh);
   call.finish();
   return out;
-}
-
-// Runs an in-place op over a copy of x.
-template <typename Op>
-py::array_t<float> in_place(const Floats& x, const DevicePtr& device, Op op) {
-  py::array_t<float> y = array_like<float>(x);
-  std::copy(x.data(), x.data() + x.size(), y.mutable_data());
-  py::gil_scoped_release release;
-  Call call(device_or_cpu(device));
-  op(call, call.in_out(y.mutable_data(), size_t(y.size())));
-  call.finish();
-  return y;
 }
 
 py::array_t<float> softcap_py(const Floats& x, float cap, const DevicePtr& device) {
@@ -376,6 +399,8 @@ void bind_ops(py::module_& m) {
         "(x + delta, rms_norm(x + delta, w)) from one op: a residual add and the norm that reads it.");
   m.def("rope", &rope_py, py::arg("x"), py::arg("pos"), py::arg("n_rot"), py::arg("base"), py::arg("freq_scale"),
         py::arg("style"), dev);
+  m.def("rope_pair", &rope_pair_py, py::arg("x"), py::arg("x2"), py::arg("pos"), py::arg("n_rot"), py::arg("base"),
+        py::arg("freq_scale"), py::arg("style"), dev, "(x, x2) rotated at the same positions by one op (q and k).");
   m.def("gated_activation", &gated_py, py::arg("gate"), py::arg("up"), py::arg("act"), dev);
   m.def("softcap", &softcap_py, py::arg("x"), py::arg("cap"), dev);
   m.def("add", &add_py, py::arg("x"), py::arg("y"), dev, "x + y");

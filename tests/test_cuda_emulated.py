@@ -79,7 +79,7 @@ SIGNATURES = {  # tests/cuda_emulator/entry.cpp; each returns 0 or 1 (hi_emu_err
     "hi_emu_set_rows": [U32, V, I64, V, I64, V],
     "hi_emu_rms_norm": [V, V, V, I64, I64, F32],
     "hi_emu_add_rms_norm": [V, V, V, V, I64, I64, F32],
-    "hi_emu_rope": [V, V, I64, I64, I64, I64, F32, F32, I32],
+    "hi_emu_rope": [V, I64, V, I64, V, I64, I64, I64, F32, F32, I32],
     "hi_emu_gated_activation": [V, V, V, I64, I32],
     "hi_emu_add": [V, V, I64],
     "hi_emu_add_bias": [V, V, I64, I64],
@@ -253,12 +253,14 @@ class Emulator:
         self.call("hi_emu_add_rms_norm", ptr(total.a), ptr(delta), ptr(w), ptr(y.a), x.shape[0], x.shape[1], eps)
         return total.result(), y.result()
 
-    def rope(self, x: np.ndarray, pos: np.ndarray, n_rot: int, base: float, freq_scale: float, style: str):
-        y = Guarded(x)
+    def rope(self, x: np.ndarray, pos: np.ndarray, n_rot: int, base: float, freq_scale: float, style: str,
+             x2: np.ndarray | None = None):
+        """x rotated, or (x, x2) rotated in one launch."""
+        y, y2 = Guarded(x), None if x2 is None else Guarded(x2)
         n_tokens, n_heads, head_dim = x.shape
-        self.call("hi_emu_rope", ptr(y.a), ptr(pos), n_tokens, n_heads, head_dim, n_rot, base, freq_scale,
-                  int(style == "neox"))
-        return y.result()
+        self.call("hi_emu_rope", ptr(y.a), n_heads, None if y2 is None else ptr(y2.a), 0 if y2 is None else x2.shape[1],
+                  ptr(pos), n_tokens, head_dim, n_rot, base, freq_scale, int(style == "neox"))
+        return y.result() if y2 is None else (y.result(), y2.result())
 
     def gated_activation(self, gate: np.ndarray, up: np.ndarray, act: str, in_place: bool = False) -> np.ndarray:
         out = Guarded(gate if in_place else np.full_like(gate, np.nan))
@@ -287,8 +289,9 @@ class Emulator:
         n_q, n_head, d_k = q.shape
         out = Guarded(np.full((n_q, n_head, d_v), np.nan, np.float32))
         cells = cells if len(cells) else np.zeros(1, np.int32)
-        # (min(n_q, 16), n_head, 8 splits, d_v + 2): op_types.h attention_parts_floats
-        room = Guarded(np.full(min(n_q, 16) * n_head * 8 * (d_v + 2), np.nan, np.float32)) if parts else None
+        # (min(n_q, 16), n_head, 8 splits, d_v + 2): op_types.h attention_parts_floats. Stale finite
+        # values, as the workspace's feed-forward phase leaves there: a part not written shows.
+        room = Guarded(np.full(min(n_q, 16) * n_head * 8 * (d_v + 2), 0.5, np.float32)) if parts else None
         self.call("hi_emu_attention", ptr(q), n_q, n_head, int(qtype(k_type)), ptr(k_raw), int(qtype(v_type)),
                   ptr(v_raw), n_cells, n_head_kv, d_k, d_v, ptr(cells), ptr(begin), ptr(end), scale, softcap,
                   ptr(out.a), None if room is None else ptr(room.a))
@@ -577,6 +580,12 @@ def test_rope(emu, cpu, rng, style, shape, n_rot):
     y = emu.rope(x, pos, n_rot, 10000.0, 0.5, style)
     assert rel_err(y, _core.rope(x, pos, n_rot, 10000.0, 0.5, style, device=cpu)) < 1e-5
     np.testing.assert_array_equal(y[..., n_rot:], x[..., n_rot:])
+    emu.take_log()
+    k = rng.standard_normal((shape[0], 3, shape[2])).astype(np.float32)  # keys: another head count
+    q_pair, k_pair = emu.rope(x, pos, n_rot, 10000.0, 0.5, style, x2=k)  # one launch, each as alone
+    assert emu.take_log() == ["rope_kernel"]
+    np.testing.assert_array_equal(q_pair.view(np.uint32), y.view(np.uint32))
+    np.testing.assert_array_equal(k_pair.view(np.uint32), emu.rope(k, pos, n_rot, 10000.0, 0.5, style).view(np.uint32))
 
 
 @pytest.mark.parametrize("act", ["silu", "gelu_tanh"])

@@ -79,6 +79,11 @@ def test_rope(rng, device, style, n_rot):
     y = _core.rope(x, pos, n_rot, 10000.0, 0.5, style, device=device)
     assert rel_err(y, rope_reference(x, pos, n_rot, 10000.0, 0.5, style)) < 1e-5
     np.testing.assert_array_equal(y[..., n_rot:], x[..., n_rot:])
+    k = rng.standard_normal((9, 2, 64)).astype(np.float32)  # q and k in one op: each as alone, bit for bit
+    q_pair, k_pair = _core.rope_pair(x, k, pos, n_rot, 10000.0, 0.5, style, device=device)
+    np.testing.assert_array_equal(q_pair.view(np.uint32), y.view(np.uint32))
+    np.testing.assert_array_equal(k_pair.view(np.uint32),
+                                  _core.rope(k, pos, n_rot, 10000.0, 0.5, style, device=device).view(np.uint32))
 
 
 def test_gated_activations(rng, device):

@@ -191,9 +191,9 @@ void CudaDevice::add_rms_norm(float* x, const float* delta, const float* w, floa
   run([&] { cuda::add_rms_norm(x, delta, w, y, rows, dim, eps, stream_); });
 }
 
-void CudaDevice::rope(float* x, const int32_t* pos, int64_t n_tokens, int64_t n_heads, int64_t head_dim,
-                      int64_t n_rot, float base, float freq_scale, RopeStyle style) {
-  run([&] { cuda::rope(x, pos, n_tokens, n_heads, head_dim, n_rot, base, freq_scale, style, stream_); });
+void CudaDevice::rope(float* x, int64_t n_heads, float* x2, int64_t n_heads2, const int32_t* pos, int64_t n_tokens,
+                      int64_t head_dim, int64_t n_rot, float base, float freq_scale, RopeStyle style) {
+  run([&] { cuda::rope(x, n_heads, x2, n_heads2, pos, n_tokens, head_dim, n_rot, base, freq_scale, style, stream_); });
 }
 
 void CudaDevice::gated_activation(const float* gate, const float* up, float* out, int64_t n, Activation act) {

@@ -25,8 +25,8 @@ class CpuDevice : public Device {
 
   // The CPU kernels, on the pool bound to the calling thread (Device::Scope).
   void rms_norm(const float* x, const float* w, float* y, int64_t rows, int64_t dim, float eps) override;
-  void rope(float* x, const int32_t* pos, int64_t n_tokens, int64_t n_heads, int64_t head_dim, int64_t n_rot,
-            float base, float freq_scale, RopeStyle style) override;
+  void rope(float* x, int64_t n_heads, float* x2, int64_t n_heads2, const int32_t* pos, int64_t n_tokens,
+            int64_t head_dim, int64_t n_rot, float base, float freq_scale, RopeStyle style) override;
   void gated_activation(const float* gate, const float* up, float* out, int64_t n, Activation act) override;
   void add(float* x, const float* y, int64_t n) override;
   void add_bias(float* y, const float* b, int64_t rows, int64_t cols) override;

@@ -29,9 +29,10 @@ void CpuDevice::rms_norm(const float* x, const float* w, float* y, int64_t rows,
   hi::rms_norm(x, w, y, rows, dim, eps);
 }
 
-void CpuDevice::rope(float* x, const int32_t* pos, int64_t n_tokens, int64_t n_heads, int64_t head_dim,
-                     int64_t n_rot, float base, float freq_scale, RopeStyle style) {
+void CpuDevice::rope(float* x, int64_t n_heads, float* x2, int64_t n_heads2, const int32_t* pos, int64_t n_tokens,
+                     int64_t head_dim, int64_t n_rot, float base, float freq_scale, RopeStyle style) {
   hi::rope(x, pos, n_tokens, n_heads, head_dim, n_rot, base, freq_scale, style);
+  if (x2) hi::rope(x2, pos, n_tokens, n_heads2, head_dim, n_rot, base, freq_scale, style);
 }
 
 void CpuDevice::gated_activation(const float* gate, const float* up, float* out, int64_t n, Activation act) {

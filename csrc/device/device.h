@@ -105,9 +105,11 @@ class Device {
     add(x, delta, rows * dim);
     rms_norm(x, w, y, rows, dim, eps);
   }
-  // In place. x: (n_tokens, n_heads, head_dim); pos: (n_tokens,). See cpu/ops.h.
-  virtual void rope(float* x, const int32_t* pos, int64_t n_tokens, int64_t n_heads, int64_t head_dim,
-                    int64_t n_rot, float base, float freq_scale, RopeStyle style) = 0;
+  // In place at positions pos (n_tokens,): x (n_tokens, n_heads, head_dim)
+  // and, unless x2 is null, x2 (n_tokens, n_heads2, head_dim) in the same op
+  // (q and k: one launch on a GPU). See cpu/ops.h.
+  virtual void rope(float* x, int64_t n_heads, float* x2, int64_t n_heads2, const int32_t* pos, int64_t n_tokens,
+                    int64_t head_dim, int64_t n_rot, float base, float freq_scale, RopeStyle style) = 0;
   // out = act(gate) * up over n values; out may be gate.
   virtual void gated_activation(const float* gate, const float* up, float* out, int64_t n, Activation act) = 0;
   virtual void add(float* x, const float* y, int64_t n) = 0;                           // x += y, (n,)

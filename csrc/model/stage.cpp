@@ -120,8 +120,8 @@ void Stage::attention(int64_t layer, int64_t n) {
   linear(ws_.normed, n, {{w.wq, &w.bq, ws_.q}, {w.wk, &w.bk, ws_.k}, {w.wv, &w.bv, ws_.v}});
   if (w.q_norm.present()) dev.rms_norm(ws_.q, w.q_norm.f32(), ws_.q, n * cfg_.n_head, dk, cfg_.rms_eps);
   if (w.k_norm.present()) dev.rms_norm(ws_.k, w.k_norm.f32(), ws_.k, n * cfg_.n_head_kv, dk, cfg_.rms_eps);
-  dev.rope(ws_.q, ws_.pos, n, cfg_.n_head, dk, cfg_.n_rot, p.rope_base, p.rope_freq_scale, cfg_.rope_style);
-  dev.rope(ws_.k, ws_.pos, n, cfg_.n_head_kv, dk, cfg_.n_rot, p.rope_base, p.rope_freq_scale, cfg_.rope_style);
+  dev.rope(ws_.q, cfg_.n_head, ws_.k, cfg_.n_head_kv, ws_.pos, n, dk, cfg_.n_rot, p.rope_base, p.rope_freq_scale,
+           cfg_.rope_style);
   cache_.write(layer, ws_.cells, n, ws_.k, ws_.v);
 
   const int slot = window_slot_[size_t(layer)];
@@ -159,7 +159,8 @@ void Stage::shift_sequence(int32_t seq, int32_t p0, int32_t p1, int32_t delta) {
       const LayerParams& p = params_[size_t(l)];
       cache_.read_keys(l, ws_.cells, n, ws_.k);
       // RoPE rotations compose: rotating a key made at pos by delta gives the key at pos + delta.
-      dev.rope(ws_.k, ws_.pos, n, cfg_.n_head_kv, dk, cfg_.n_rot, p.rope_base, p.rope_freq_scale, cfg_.rope_style);
+      dev.rope(ws_.k, cfg_.n_head_kv, nullptr, 0, ws_.pos, n, dk, cfg_.n_rot, p.rope_base, p.rope_freq_scale,
+               cfg_.rope_style);
       cache_.write_keys(l, ws_.cells, n, ws_.k);
     }
   }

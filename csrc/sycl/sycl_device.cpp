@@ -158,11 +158,12 @@ void SyclDevice::add_rms_norm(float* x, const float* delta, const float* w, floa
   launch("hi_rms_norm", size_t(rows) * 64, 64, x, delta, w, y, rows, dim, eps);
 }
 
-void SyclDevice::rope(float* x, const int32_t* pos, int64_t n_tokens, int64_t n_heads, int64_t head_dim,
-                      int64_t n_rot, float base, float freq_scale, RopeStyle style) {
+void SyclDevice::rope(float* x, int64_t n_heads, float* x2, int64_t n_heads2, const int32_t* pos, int64_t n_tokens,
+                      int64_t head_dim, int64_t n_rot, float base, float freq_scale, RopeStyle style) {
   const int32_t neox = style == RopeStyle::Neox ? 1 : 0;
-  launch("hi_rope", round_up(n_tokens * n_heads * (n_rot / 2), 64), 64, x, pos, n_tokens, n_heads, head_dim, n_rot,
-         base, freq_scale, neox);
+  if (!x2) n_heads2 = 0;
+  launch("hi_rope", round_up(n_tokens * (n_heads + n_heads2) * (n_rot / 2), 64), 64, x, n_heads, x2, n_heads2, pos,
+         n_tokens, head_dim, n_rot, base, freq_scale, neox);
 }
 
 void SyclDevice::gated_activation(const float* gate, const float* up, float* out, int64_t n, Activation act) {

@@ -14,8 +14,8 @@ namespace hi::cuda {
 // f32, f16, q8_0 or q4_0; head sizes up to 256; n_head a multiple of
 // n_head_kv (the caller checks these). parts: attention_parts_floats(n_q,
 // n_head, v.head_dim) floats (op_types.h) for a split step, or null: a decode
-// step of a cache of more than kSplitCells cells splits each query's cells
-// among up to kAttnSplits blocks, whose partial results a second kernel merges.
+// step over a cache of more than 512 cells splits each query's cells among up
+// to kAttnSplits blocks, whose partial results a second kernel merges.
 void attention(const float* q, int64_t n_q, int64_t n_head, const KVView& k, const KVView& v, const AttnCells& cells,
                float scale, float softcap, float* out, float* parts, cudaStream_t stream);
 

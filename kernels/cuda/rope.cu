@@ -1,6 +1,8 @@
 // Rotary position embedding, in place (csrc/cpu/ops.cpp semantics; the angle
 // as kernels/sycl/elementwise.cpp forms it). One thread per (token, head,
 // pair); adjacent threads take adjacent pairs, so loads and stores coalesce.
+// Two tensors at the same positions (q and k) go in one launch, a token's
+// heads of the first then of the second.
 //
 // inv_freq: the CPU's table, float(pow(double base, -2i / n_rot)), computed
 // on the host with the same libm (bit-identical to the CPU's) and passed by
@@ -30,17 +32,19 @@ struct InvFreq {
   float v[kMaxPairs];  // (n_rot / 2,) used
 };
 
-__global__ void __launch_bounds__(kThreads) rope_kernel(float* x, const int32_t* pos, int64_t n_tokens, int64_t n_heads,
-                                                        int64_t head_dim, int64_t n_rot, float base, float freq_scale,
-                                                        bool neox, const InvFreq table) {
+// Heads [0, n_heads) of a token are x's, [n_heads, n_heads + n_heads2) x2's.
+__global__ void __launch_bounds__(kThreads) rope_kernel(float* x, int64_t n_heads, float* x2, int64_t n_heads2,
+                                                        const int32_t* pos, int64_t n_tokens, int64_t head_dim,
+                                                        int64_t n_rot, float base, float freq_scale, bool neox,
+                                                        const InvFreq table) {
   __shared__ float inv_s[kMaxPairs];
-  const int64_t half = n_rot / 2, total = n_tokens * n_heads * half;
+  const int64_t half = n_rot / 2, heads = n_heads + n_heads2, total = n_tokens * heads * half;
   const bool tabled = half <= kMaxPairs;
   if (tabled)
     for (int64_t p = threadIdx.x; p < half; p += kThreads) inv_s[p] = table.v[p];
   __syncthreads();
   for (int64_t i = int64_t(blockIdx.x) * kThreads + threadIdx.x; i < total; i += int64_t(gridDim.x) * kThreads) {
-    const int64_t p = i % half, th = i / half, t = th / n_heads;
+    const int64_t p = i % half, th = i / half, t = th / heads, h = th % heads;
     const float inv_freq =
         tabled ? inv_s[p] : float(pow(double(base), -2.0 * double(p) / double(n_rot)));  // as the CPU
     const float pf = float(pos[t]);
@@ -50,7 +54,7 @@ __global__ void __launch_bounds__(kThreads) rope_kernel(float* x, const int32_t*
     float s0, c0;
     sincosf(hi, &s0, &c0);
     const float sn = s0 + lo * c0, cs = c0 - lo * s0;
-    float* v = x + th * head_dim;
+    float* v = h < n_heads ? x + (t * n_heads + h) * head_dim : x2 + (t * n_heads2 + h - n_heads) * head_dim;
     const int64_t a = neox ? p : 2 * p, b = neox ? p + half : 2 * p + 1;
     const float x0 = v[a], x1 = v[b];
     v[a] = x0 * cs - x1 * sn;
@@ -85,15 +89,16 @@ const InvFreq& inv_freq_table(float base, int64_t n_rot) {
 
 }  // namespace
 
-void rope(float* x, const int32_t* pos, int64_t n_tokens, int64_t n_heads, int64_t head_dim, int64_t n_rot,
-          float base, float freq_scale, RopeStyle style, cudaStream_t stream) {
-  if (n_tokens <= 0 || n_heads <= 0 || n_rot / 2 <= 0) return;
-  const int64_t total = n_tokens * n_heads * (n_rot / 2);
+void rope(float* x, int64_t n_heads, float* x2, int64_t n_heads2, const int32_t* pos, int64_t n_tokens,
+          int64_t head_dim, int64_t n_rot, float base, float freq_scale, RopeStyle style, cudaStream_t stream) {
+  if (!x2) n_heads2 = 0;
+  if (n_tokens <= 0 || n_heads < 0 || n_heads2 < 0 || n_heads + n_heads2 <= 0 || n_rot / 2 <= 0) return;
+  const int64_t total = n_tokens * (n_heads + n_heads2) * (n_rot / 2);
   const int64_t blocks = (total + kThreads - 1) / kThreads;
   static const InvFreq kNoTable{};  // n_rot > 2 * kMaxPairs: the kernel computes inv_freq itself
   const InvFreq& table = n_rot / 2 <= kMaxPairs ? inv_freq_table(base, n_rot) : kNoTable;
   rope_kernel<<<unsigned(blocks < INT_MAX ? blocks : INT_MAX), kThreads, 0, stream>>>(
-      x, pos, n_tokens, n_heads, head_dim, n_rot, base, freq_scale, style == RopeStyle::Neox, table);
+      x, n_heads, x2, n_heads2, pos, n_tokens, head_dim, n_rot, base, freq_scale, style == RopeStyle::Neox, table);
   check_launch("rope");
 }
 

@@ -23,17 +23,19 @@ HI_KERNEL hi_rms_norm(float* x, const float* delta, const float* w, float* y, in
   hi::scale_row(xr, w, y + r * dim, 1.0f / sycl::sqrt(s / float(dim) + eps), dim, lid, nl);
 }
 
-// x: (n_tokens, n_heads, head_dim) in place; pos: (n_tokens,). One work-item
-// per (token, head, pair). global round_up(n_tokens*n_heads*(n_rot/2), 64).
+// x: (n_tokens, n_heads, head_dim) and x2: (n_tokens, n_heads2, head_dim) (q
+// and k; n_heads2 0 for one tensor) in place; pos: (n_tokens,). One work-item
+// per (token, head, pair), a token's heads of x then of x2. global
+// round_up(n_tokens*(n_heads + n_heads2)*(n_rot/2), 64).
 // The CPU forms the angle in double; here pos*freq_scale*inv_freq is kept as
 // an exact float pair (hi + lo, via fma) and sin/cos(hi + lo) are corrected
 // to first order in lo, so large positions lose no more than the float
 // inv_freq itself.
-HI_KERNEL hi_rope(float* x, const int32_t* pos, int64_t n_tokens, int64_t n_heads, int64_t head_dim, int64_t n_rot,
-                  float base, float freq_scale, int32_t neox) {
-  const int64_t half = n_rot / 2, i = gid();
-  if (half <= 0 || i >= n_tokens * n_heads * half) return;
-  const int64_t p = i % half, th = i / half, t = th / n_heads;
+HI_KERNEL hi_rope(float* x, int64_t n_heads, float* x2, int64_t n_heads2, const int32_t* pos, int64_t n_tokens,
+                  int64_t head_dim, int64_t n_rot, float base, float freq_scale, int32_t neox) {
+  const int64_t half = n_rot / 2, heads = n_heads + n_heads2, i = gid();
+  if (half <= 0 || i >= n_tokens * heads * half) return;
+  const int64_t p = i % half, th = i / half, t = th / heads, h = th % heads;
   const float inv_freq = sycl::pow(base, -2.0f * float(p) / float(n_rot));
   const float pf = float(pos[t]);
   const float a_hi = pf * freq_scale, a_lo = sycl::fma(pf, freq_scale, -a_hi);  // pos*freq_scale exactly
@@ -42,7 +44,7 @@ HI_KERNEL hi_rope(float* x, const int32_t* pos, int64_t n_tokens, int64_t n_head
   float c;
   const float s0 = sycl::sincos(hi_, &c);
   const float sn = s0 + lo_ * c, cs = c - lo_ * s0;
-  float* v = x + th * head_dim;
+  float* v = h < n_heads ? x + (t * n_heads + h) * head_dim : x2 + (t * n_heads2 + h - n_heads) * head_dim;
   const int64_t a = neox ? p : 2 * p, b = neox ? p + half : 2 * p + 1;
   const float x0 = v[a], x1 = v[b];
   v[a] = x0 * cs - x1 * sn;

@@ -103,11 +103,11 @@ int hi_emu_add_rms_norm(float* x, const float* delta, const float* w, float* y, 
   return guarded([&] { hi::cuda::add_rms_norm(x, delta, w, y, rows, dim, eps, kStream); });
 }
 
-// neox: 0 RopeStyle::Normal, 1 RopeStyle::Neox.
-int hi_emu_rope(float* x, const int32_t* pos, int64_t n_tokens, int64_t n_heads, int64_t head_dim, int64_t n_rot,
-                float base, float freq_scale, int neox) {
+// neox: 0 RopeStyle::Normal, 1 RopeStyle::Neox. x2: a second tensor of n_heads2 heads, or null.
+int hi_emu_rope(float* x, int64_t n_heads, float* x2, int64_t n_heads2, const int32_t* pos, int64_t n_tokens,
+                int64_t head_dim, int64_t n_rot, float base, float freq_scale, int neox) {
   return guarded([&] {
-    hi::cuda::rope(x, pos, n_tokens, n_heads, head_dim, n_rot, base, freq_scale,
+    hi::cuda::rope(x, n_heads, x2, n_heads2, pos, n_tokens, head_dim, n_rot, base, freq_scale,
                    neox ? hi::RopeStyle::Neox : hi::RopeStyle::Normal, kStream);
   });
 }

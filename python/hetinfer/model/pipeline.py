@@ -3,9 +3,11 @@ micro-batches, and while stage k works on micro-batch i+1, stage k+1 works on
 micro-batch i, each stage on its own device and its own host thread.
 
 Micro-batches go through each stage in order, so a later micro-batch of a
-sequence sees the KV cells an earlier one wrote; and a token's result does not
-depend on what shares its batch (csrc/cpu/flash_attn.h), so pipelined output
-is bit-identical to the sequential one.
+sequence sees the KV cells an earlier one wrote; and on the CPU and SYCL a
+token's result does not depend on what shares its batch (csrc/cpu/flash_attn.h),
+so pipelined output is bit-identical to the sequential one. On CUDA a batch's
+size picks kernels (the matvec up to 16 tokens, split attention over long
+caches), so micro-batches of up to 16 tokens may differ in rounding.
 """
 
 from __future__ import annotations
