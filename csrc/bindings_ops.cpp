@@ -257,16 +257,46 @@ std::pair<py::array_t<float>, py::array_t<float>> rope_pair_py(const Floats& x, 
   return {y, y2};
 }
 
+Activation activation_of(const std::string& act) {
+  require(act == "silu" || act == "gelu_tanh", "gated_activation: act must be 'silu' or 'gelu_tanh'");
+  return act == "silu" ? Activation::Silu : Activation::GeluTanh;
+}
+
 py::array_t<float> gated_py(const Floats& gate, const Floats& up, const std::string& act, const DevicePtr& device) {
   require(gate.size() == up.size(), "gated_activation: gate and up differ in size");
-  require(act == "silu" || act == "gelu_tanh", "gated_activation: act must be 'silu' or 'gelu_tanh'");
+  const Activation fn = activation_of(act);
   py::array_t<float> out = array_like<float>(gate);
   py::gil_scoped_release release;
   Call call(device_or_cpu(device));
   call.device().gated_activation(call.in(gate), call.in(up), call.out(out.mutable_data(), size_t(out.size())),
-                                 gate.size(), act == "silu" ? Activation::Silu : Activation::GeluTanh);
+                                 gate.size(), fn);
   call.finish();
   return out;
+}
+
+// (act(gate) * up, that @ W^T) from one gated_matmul: the feed-forward's down projection.
+std::pair<py::array_t<float>, py::array_t<float>> gated_matmul_py(const Floats& gate, const Floats& up,
+                                                                  const std::string& act, uint32_t type_id,
+                                                                  const Bytes& w, int64_t rows,
+                                                                  const DevicePtr& device) {
+  require(gate.ndim() == 2 && gate.shape(1) > 0, "gated_matmul: gate must be (n, k) with k > 0");
+  require(up.ndim() == 2 && up.shape(0) == gate.shape(0) && up.shape(1) == gate.shape(1),
+          "gated_matmul: up must have gate's shape");
+  const Activation fn = activation_of(act);
+  const QType type = checked_type(type_id);
+  const int64_t n = gate.shape(0), k = gate.shape(1);
+  require(rows >= 0 && size_t(w.size()) == size_t(rows) * row_bytes(type, k),
+          "gated_matmul weights: expected " + std::to_string(size_t(rows) * row_bytes(type, k)) + " bytes");
+  py::array_t<float> gated = copy_of(gate), y({n, rows});  // (n, k), (n, rows)
+  {
+    py::gil_scoped_release release;  // until the op is done: returning copies handles, which needs the GIL
+    Call call(device_or_cpu(device));
+    const MatmulOut out{type, call.weights(w, type, rows, k), rows, call.out(y.mutable_data(), size_t(n * rows))};
+    call.device().gated_matmul(call.in_out(gated.mutable_data(), size_t(gated.size())), call.in(up), fn, n, k, out,
+                               nullptr);
+    call.finish();
+  }
+  return {gated, y};
 }
 
 py::array_t<float> softcap_py(const Floats& x, float cap, const DevicePtr& device) {
@@ -402,6 +432,9 @@ void bind_ops(py::module_& m) {
   m.def("rope_pair", &rope_pair_py, py::arg("x"), py::arg("x2"), py::arg("pos"), py::arg("n_rot"), py::arg("base"),
         py::arg("freq_scale"), py::arg("style"), dev, "(x, x2) rotated at the same positions by one op (q and k).");
   m.def("gated_activation", &gated_py, py::arg("gate"), py::arg("up"), py::arg("act"), dev);
+  m.def("gated_matmul", &gated_matmul_py, py::arg("gate"), py::arg("up"), py::arg("act"), py::arg("type_id"),
+        py::arg("w"), py::arg("rows"), dev,
+        "(act(gate) * up, that @ W^T) from one op: the feed-forward's down projection, its input formed on the way.");
   m.def("softcap", &softcap_py, py::arg("x"), py::arg("cap"), dev);
   m.def("add", &add_py, py::arg("x"), py::arg("y"), dev, "x + y");
   m.def("add_bias", &add_bias_py, py::arg("y"), py::arg("b"), dev, "y (rows, cols) + b (cols,)");

@@ -71,6 +71,7 @@ V, I32, U32, I64, U64, F32 = (ctypes.c_void_p, ctypes.c_int, ctypes.c_uint32, ct
 SIGNATURES = {  # tests/cuda_emulator/entry.cpp; each returns 0 or 1 (hi_emu_error)
     "hi_emu_quantize_act": [I32, V, I64, I64, V],
     "hi_emu_cpu_quantize_activations": [I32, V, I64, I64, V],
+    "hi_emu_quantize_gated_act": [I32, V, V, I32, I64, I64, V],
     "hi_emu_matmul": [U32, V, I64, I64, V, I64, V, V, I32],
     "hi_emu_matmul_group": [I32, V, V, V, I64, V, V, I64, V, I32],
     "hi_emu_mmvq": [U32, V, I64, I64, V, V, I64, V, I32],
@@ -389,6 +390,25 @@ def test_quantize_act(emu, rng, values):
     assert emu.take_log() == [f"quantize_q{values}"]
     with pytest.raises(RuntimeError, match="not a multiple"):
         emu.quantize_act(values, np.ascontiguousarray(x[:, :values + 16]))
+
+
+@pytest.mark.parametrize("values", [32, 256])
+@pytest.mark.parametrize("act", ["silu", "gelu_tanh"])
+def test_quantize_gated_act(emu, rng, values, act):
+    """The down projection's input formed while it is rounded (one launch):
+    the gated values and the blocks bit for bit gated_activation's, then
+    quantize_act's."""
+    n, k = 3, 512
+    gate = (rng.standard_normal((n, k)) * 4).astype(np.float32)
+    up = rng.standard_normal((n, k)).astype(np.float32)
+    gated = Guarded(gate)
+    blocks = Guarded(np.zeros(n * act_stride(values, k), np.uint8))
+    emu.take_log()
+    emu.call("hi_emu_quantize_gated_act", values, ptr(gated.a), ptr(up), int(act == "gelu_tanh"), n, k, ptr(blocks.a))
+    assert emu.take_log() == [f"quantize_q{values}"]
+    separate = emu.gated_activation(gate, up, act)
+    np.testing.assert_array_equal(gated.result().view(np.uint32), separate.view(np.uint32))
+    np.testing.assert_array_equal(blocks.result(), emu.quantize_act(values, separate).reshape(-1))
 
 
 @pytest.mark.parametrize("t", TYPES)

@@ -96,6 +96,22 @@ def test_gated_activations(rng, device):
     assert rel_err(_core.gated_activation(g, u, "gelu_tanh", device=device), gelu) < 1e-5
 
 
+@pytest.mark.parametrize("name", ["Q4_0", "Q6_K", "F16"])  # 32- and 256-value activation blocks; float weights
+@pytest.mark.parametrize("act", ["silu", "gelu_tanh"])
+def test_gated_matmul(rng, device, name, act):
+    """The down projection with its input formed on the way: the gated values
+    and y bit for bit what gated_activation then matmul give on the device."""
+    t, n, k, rows = qtype(name), 3, 512, 40
+    gate = rng.standard_normal((n, k)).astype(np.float32) * 3
+    up = rng.standard_normal((n, k)).astype(np.float32)
+    w = random_weights(t, rows, k, rng)
+    gated, y = _core.gated_matmul(gate, up, act, int(t), w, rows, device=device)
+    separate = _core.gated_activation(gate, up, act, device=device)
+    np.testing.assert_array_equal(gated.view(np.uint32), separate.view(np.uint32))
+    alone = _core.matmul(int(t), w, rows, k, separate, device=device)
+    np.testing.assert_array_equal(y.view(np.uint32), alone.view(np.uint32))
+
+
 def test_softcap(rng, device):
     x = rng.standard_normal(1000).astype(np.float32) * 100
     assert rel_err(_core.softcap(x, 30.0, device=device), 30.0 * np.tanh(x.astype(np.float64) / 30.0)) < 1e-5

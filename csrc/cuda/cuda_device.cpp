@@ -177,6 +177,11 @@ void CudaDevice::round_activations(int64_t values, const float* x, int64_t n, in
   run([&] { cuda::quantize_act(int(values), x, n, k, static_cast<uint8_t*>(act), stream_); });
 }
 
+void CudaDevice::round_gated_activations(int64_t values, float* gate, const float* up, Activation fn, int64_t n,
+                                         int64_t k, void* act) {
+  run([&] { cuda::quantize_gated_act(int(values), gate, up, fn, n, k, static_cast<uint8_t*>(act), stream_); });
+}
+
 void CudaDevice::multiply(const MatmulOut* outs, size_t n_outs, int64_t k, const float* x, const void* act,
                           int64_t n) {
   run([&] { cuda::matmul(outs, n_outs, k, x, static_cast<const uint8_t*>(act), n, planar_, stream_); });

@@ -51,6 +51,8 @@ class CudaDevice : public Device {
 
  protected:
   void round_activations(int64_t values, const float* x, int64_t n, int64_t k, void* act) override;
+  void round_gated_activations(int64_t values, float* gate, const float* up, Activation fn, int64_t n, int64_t k,
+                               void* act) override;
   void multiply(const MatmulOut* outs, size_t n_outs, int64_t k, const float* x, const void* act,
                 int64_t n) override;
   void* raw_allocate(size_t bytes) override;

@@ -136,8 +136,10 @@ void check_attention_args(const std::string& who, int64_t n_head, const KVView& 
     throw std::invalid_argument(who + ": attention supports head sizes up to " + std::to_string(max_head_dim));
 }
 
-void Device::matmuls(const float* x, int64_t n, int64_t k, const MatmulOut* outs, size_t n_outs, void* scratch) {
+void Device::run_matmuls(const float* x, int64_t n, int64_t k, const MatmulOut* outs, size_t n_outs, void* scratch,
+                         const Gating* gating) {
   if (n < 0 || k < 0) throw std::invalid_argument("matmul: negative size");
+  bool gated = !gating;  // x holds its final values
   std::vector<MatmulOut> kind;  // the products whose weights pair with one activation kind
   kind.reserve(n_outs);
   std::vector<bool> done(n_outs, false);
@@ -164,11 +166,18 @@ void Device::matmuls(const float* x, int64_t n, int64_t k, const MatmulOut* outs
     if (values > 1) {
       if (!scratch) own = DeviceBuffer(*this, act_bytes, MemKind::Compute);
       act = scratch ? scratch : own.as<void>();
-      round_activations(values, x, n, k, act);
+      if (gated)
+        round_activations(values, x, n, k, act);
+      else
+        round_gated_activations(values, gating->gate, gating->up, gating->fn, n, k, act);
+    } else if (!gated) {
+      gated_activation(gating->gate, gating->up, gating->gate, n * k, gating->fn);
     }
+    gated = true;
     multiply(kind.data(), kind.size(), k, x, act, n);
     if (own.bytes()) synchronize();  // before `own` goes
   }
+  if (!gated) gated_activation(gating->gate, gating->up, gating->gate, n * k, gating->fn);  // no product ran
 }
 
 void transfer(Device& from, const void* src, Device& to, void* dst, size_t bytes) {

@@ -93,7 +93,18 @@ class Device {
   // run products of one type together: q, k and v share one rounding (and one
   // CUDA launch when they are of one type), as do gate and up. scratch: the
   // largest matmul_scratch_bytes(outs[i].type, n, k), or null.
-  void matmuls(const float* x, int64_t n, int64_t k, const MatmulOut* outs, size_t n_outs, void* scratch);
+  void matmuls(const float* x, int64_t n, int64_t k, const MatmulOut* outs, size_t n_outs, void* scratch) {
+    run_matmuls(x, n, k, outs, n_outs, scratch, nullptr);
+  }
+  // y = (act(gate) * up) @ w^T for `out`: the feed-forward's down projection
+  // (gate, up: (n, k)). gate is overwritten with act(gate) * up, as
+  // gated_activation leaves it, and a device that can forms it while rounding
+  // it for the matmul (one launch on CUDA). scratch as matmul's.
+  void gated_matmul(float* gate, const float* up, Activation act, int64_t n, int64_t k, const MatmulOut& out,
+                    void* scratch) {
+    const Gating gating{gate, up, act};
+    run_matmuls(gate, n, k, &out, 1, scratch, &gating);
+  }
   // y (rows, dim) = x / sqrt(mean(x^2) + eps) * w; w: (dim,) or null. x may be y.
   virtual void rms_norm(const float* x, const float* w, float* y, int64_t rows, int64_t dim, float eps) = 0;
   // x (rows, dim) += delta, then y = rms_norm(x) * w: where a block's output
@@ -162,6 +173,12 @@ class Device {
   // activation blocks of `values` (32 or 256) values in act
   // (matmul_scratch_bytes of a type with such blocks), in this backend's layout.
   virtual void round_activations(int64_t values, const float* x, int64_t n, int64_t k, void* act) = 0;
+  // round_activations of act(gate) * up, which goes to gate too (gated_matmul).
+  virtual void round_gated_activations(int64_t values, float* gate, const float* up, Activation fn, int64_t n,
+                                       int64_t k, void* act) {
+    gated_activation(gate, up, gate, n * k, fn);
+    round_activations(values, gate, n, k, act);
+  }
   // The products of outs[0 .. n_outs) (rows > 0, n > 0), whose weights all pair
   // with one activation kind: act holds x's blocks of it (round_activations),
   // or is null for float weights, which multiply x itself.
@@ -175,6 +192,16 @@ class Device {
   virtual std::unique_ptr<Binding> bind() = 0;  // may be null: nothing to bind
 
  private:
+  // An input formed on the way: x = act(gate) * up, x being gate.
+  struct Gating {
+    float* gate;
+    const float* up;
+    Activation fn;
+  };
+  // matmuls, whose input is gated first when gating is given.
+  void run_matmuls(const float* x, int64_t n, int64_t k, const MatmulOut* outs, size_t n_outs, void* scratch,
+                   const Gating* gating);
+
   std::string name_;
   size_t cap_;
   mutable std::mutex mutex_;  // guards counters_

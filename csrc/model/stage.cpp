@@ -137,8 +137,13 @@ void Stage::attention(int64_t layer, int64_t n) {
 void Stage::feed_forward(int64_t layer, int64_t n) {
   const LayerWeights& w = weights_[size_t(layer)];
   linear(ws_.normed, n, {{w.w_gate, nullptr, ws_.gate}, {w.w_up, nullptr, ws_.up}});
-  device_->gated_activation(ws_.gate, ws_.up, ws_.gate, n * cfg_.n_ff, cfg_.activation);
-  linear(ws_.gate, n, {{w.w_down, nullptr, ws_.delta}});
+  if (rows_) {
+    device_->gated_activation(ws_.gate, ws_.up, ws_.gate, n * cfg_.n_ff, cfg_.activation);
+    linear(ws_.gate, n, {{w.w_down, nullptr, ws_.delta}});
+  } else {  // the gating formed while down's input is rounded: one launch on CUDA
+    device_->gated_matmul(ws_.gate, ws_.up, cfg_.activation, n, cfg_.n_ff,
+                          {w.w_down.type, w.w_down.data, w.w_down.rows, ws_.delta}, ws_.act);
+  }
   if (w.post_ffn_norm.present())
     device_->rms_norm(ws_.delta, w.post_ffn_norm.f32(), ws_.delta, n, cfg_.n_embd, cfg_.rms_eps);
 }

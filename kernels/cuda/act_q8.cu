@@ -3,6 +3,9 @@
 // activation rows (act_rows.cuh: the blocks' fields stored apart).
 //
 // Kernels (2): quantize_q32 (32-value blocks), quantize_q256 (256-value blocks).
+// quantize_gated_act is the same kernels forming the down projection's input
+// act(gate) * up on the way (gating.cuh), stored back to gate as
+// gated_activation would: one launch instead of two.
 //
 // One warp per block, not one thread per block: lane l reads values l, l+32,
 // ... so every load is 128 contiguous bytes (one thread per block would have
@@ -17,6 +20,7 @@
 #include "act_q8.cuh"
 #include "act_rows.cuh"
 #include "cuda_common.cuh"
+#include "gating.cuh"
 
 namespace hi::cuda {
 namespace {
@@ -31,6 +35,14 @@ __device__ __forceinline__ int half_warp_sum(int v) {
   return v;
 }
 
+// x[i], or, with up, act(x[i]) * up[i] stored back to x[i].
+__device__ __forceinline__ float input_at(float* x, const float* up, Activation act, int64_t i) {
+  if (!up) return x[i];
+  const float v = gated_value(act, x[i], up[i]);
+  x[i] = v;
+  return v;
+}
+
 __device__ __forceinline__ void scale_of(float amax, float& d, float& id) {
   d = __fdiv_rn(amax, 127.0f);
   id = d == 0.0f ? 0.0f : __fdiv_rn(1.0f, d);
@@ -39,11 +51,12 @@ __device__ __forceinline__ void scale_of(float amax, float& d, float& id) {
 // Block b of n * k/32 (token b / (k/32), block j = b % (k/32)) reads x + 32*b
 // (rows of x are whole blocks) and writes row b / (k/32) of out, rows `stride` bytes apart.
 __global__ void __launch_bounds__(kWarpsPerBlock* kWarp)
-    quantize_q32(const float* __restrict__ x, int64_t blocks, int64_t k, int64_t stride, uint8_t* __restrict__ out) {
+    quantize_q32(float* __restrict__ x, const float* __restrict__ up, Activation act, int64_t blocks, int64_t k,
+                 int64_t stride, uint8_t* __restrict__ out) {
   const int64_t b = int64_t(blockIdx.x) * kWarpsPerBlock + threadIdx.x / kWarp;
   if (b >= blocks) return;  // the whole warp leaves: shuffles stay full-warp
   const int lane = threadIdx.x % kWarp;
-  const float v = x[b * QK + lane];
+  const float v = input_at(x, up, act, b * QK + lane);
   const float amax = warp_max(fmaxf(0.0f, fabsf(v)));
   float d, id;
   scale_of(amax, d, id);
@@ -59,17 +72,17 @@ __global__ void __launch_bounds__(kWarpsPerBlock* kWarp)
 // Block b of n * k/256, as quantize_q32; lane l takes values l + 32*i (i < 8),
 // which lie in half 2*i + l/16.
 __global__ void __launch_bounds__(kWarpsPerBlock* kWarp)
-    quantize_q256(const float* __restrict__ x, int64_t blocks, int64_t k, int64_t stride, uint8_t* __restrict__ out) {
+    quantize_q256(float* __restrict__ x, const float* __restrict__ up, Activation act, int64_t blocks, int64_t k,
+                  int64_t stride, uint8_t* __restrict__ out) {
   constexpr int kPer = QK_K / kWarp;  // 8 values per lane
   const int64_t b = int64_t(blockIdx.x) * kWarpsPerBlock + threadIdx.x / kWarp;
   if (b >= blocks) return;
   const int lane = threadIdx.x % kWarp;
-  const float* xb = x + b * QK_K;
   float v[kPer];
   float amax = 0.0f;
 #pragma unroll
   for (int i = 0; i < kPer; ++i) {
-    v[i] = xb[kWarp * i + lane];
+    v[i] = input_at(x, up, act, b * QK_K + kWarp * i + lane);
     amax = fmaxf(amax, fabsf(v[i]));
   }
   amax = warp_max(amax);
@@ -87,9 +100,8 @@ __global__ void __launch_bounds__(kWarpsPerBlock* kWarp)
   if (lane == 0) o.scales()[j] = d;
 }
 
-}  // namespace
-
-void quantize_act(int values, const float* x, int64_t n, int64_t k, uint8_t* out, cudaStream_t stream) {
+void launch_quantize(int values, float* x, const float* up, Activation act, int64_t n, int64_t k, uint8_t* out,
+                     cudaStream_t stream) {
   if (values != QK && values != QK_K)
     throw std::invalid_argument("quantize_act: block of " + std::to_string(values) + " values (32 or 256)");
   if (n <= 0 || k <= 0) return;
@@ -102,12 +114,24 @@ void quantize_act(int values, const float* x, int64_t n, int64_t k, uint8_t* out
   if (reinterpret_cast<uintptr_t>(out) % 16 != 0) throw std::invalid_argument("quantize_act: out not 16-byte aligned");
   const int64_t stride = act_row_stride(values, k);
   if (values == QK) {
-    quantize_q32<<<unsigned(grid), kWarpsPerBlock * kWarp, 0, stream>>>(x, blocks, k, stride, out);
+    quantize_q32<<<unsigned(grid), kWarpsPerBlock * kWarp, 0, stream>>>(x, up, act, blocks, k, stride, out);
     check_launch("quantize_act q32");
   } else {
-    quantize_q256<<<unsigned(grid), kWarpsPerBlock * kWarp, 0, stream>>>(x, blocks, k, stride, out);
+    quantize_q256<<<unsigned(grid), kWarpsPerBlock * kWarp, 0, stream>>>(x, up, act, blocks, k, stride, out);
     check_launch("quantize_act q256");
   }
+}
+
+}  // namespace
+
+// x is only read: the kernels write it only when given up.
+void quantize_act(int values, const float* x, int64_t n, int64_t k, uint8_t* out, cudaStream_t stream) {
+  launch_quantize(values, const_cast<float*>(x), nullptr, Activation::Silu, n, k, out, stream);
+}
+
+void quantize_gated_act(int values, float* gate, const float* up, Activation act, int64_t n, int64_t k, uint8_t* out,
+                        cudaStream_t stream) {
+  launch_quantize(values, gate, up, act, n, k, out, stream);
 }
 
 }  // namespace hi::cuda

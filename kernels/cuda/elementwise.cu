@@ -7,6 +7,7 @@
 #include <climits>
 
 #include "cuda_common.cuh"
+#include "gating.cuh"
 
 namespace hi::cuda {
 
@@ -22,18 +23,10 @@ unsigned grid_for(int64_t n) {
 #define HI_FOR_EACH(i, n) \
   for (int64_t i = int64_t(blockIdx.x) * kThreads + threadIdx.x; i < (n); i += int64_t(gridDim.x) * kThreads)
 
-__device__ __forceinline__ float silu(float g) { return g / (1.0f + expf(-g)); }
-
-__device__ __forceinline__ float gelu_tanh(float g) {
-  constexpr float kSqrt2OverPi = 0.7978845608028654f;
-  return 0.5f * g * (1.0f + tanhf(kSqrt2OverPi * (g + 0.044715f * g * g * g)));
-}
-
 template <Activation A>
 __global__ void __launch_bounds__(kThreads) gated_kernel(const float* gate, const float* up, float* out, int64_t n) {
   HI_FOR_EACH(i, n) {
-    const float g = gate[i];
-    out[i] = (A == Activation::Silu ? silu(g) : gelu_tanh(g)) * up[i];
+    out[i] = gated_value(A, gate[i], up[i]);
   }
 }
 

@@ -50,6 +50,14 @@ int hi_emu_quantize_act(int values, const float* x, int64_t n, int64_t k, uint8_
   return guarded([&] { hi::cuda::quantize_act(values, x, n, k, out, kStream); });
 }
 
+// act: 0 silu, 1 gelu_tanh.
+int hi_emu_quantize_gated_act(int values, float* gate, const float* up, int act, int64_t n, int64_t k, uint8_t* out) {
+  return guarded([&] {
+    hi::cuda::quantize_gated_act(values, gate, up, act ? hi::Activation::GeluTanh : hi::Activation::Silu, n, k, out,
+                                 kStream);
+  });
+}
+
 // As a CUDA device's matmul of one product: x rounded into scratch (quantised
 // types), then the product. planar: the weights (table) are planar rows
 // (kernels/common/planar_blocks.h).
