@@ -98,10 +98,11 @@ def test_gated_activations(rng, device):
 
 @pytest.mark.parametrize("name", ["Q4_0", "Q6_K", "F16"])  # 32- and 256-value activation blocks; float weights
 @pytest.mark.parametrize("act", ["silu", "gelu_tanh"])
-def test_gated_matmul(rng, device, name, act):
+@pytest.mark.parametrize("n", [3, 20])  # the matvec; the tiled matmul on a GPU
+def test_gated_matmul(rng, device, name, act, n):
     """The down projection with its input formed on the way: the gated values
     and y bit for bit what gated_activation then matmul give on the device."""
-    t, n, k, rows = qtype(name), 3, 512, 40
+    t, k, rows = qtype(name), 512, 40
     gate = rng.standard_normal((n, k)).astype(np.float32) * 3
     up = rng.standard_normal((n, k)).astype(np.float32)
     w = random_weights(t, rows, k, rng)
