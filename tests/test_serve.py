@@ -181,18 +181,39 @@ def test_a_client_that_disconnects_frees_its_slot(server):
     assert _wait_idle(server)
 
 
+def _until(condition, timeout=60.0) -> bool:
+    """Polls condition() until it holds (True) or timeout seconds pass (False)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def _requests_waiting(server) -> float:
+    """The hetinfer_requests_waiting gauge of /metrics (one model served)."""
+    for line in httpx.get(server.url + "/metrics").text.splitlines():
+        if line.startswith("hetinfer_requests_waiting{"):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
 def test_queue_overflow_gets_503_and_nothing_accepted_is_lost(gemma_path):
     s = ServerProcess("-m", gemma_path, "-np", "1", "--queue-size", "1", "-c", "256")
     try:
-        # Long enough that the first still holds the slot a second later on a fast machine (~60 tokens/s here).
+        # Long enough that the first still holds the slot while the others arrive, on a fast machine too (~60
+        # tokens/s here). Each step waits for the server's own account, not a fixed time: a loaded machine may
+        # take seconds to tokenise a request.
         long = {"prompt": "Once upon a time", "max_tokens": 200, "ignore_eos": True}
         results = {}
         first = threading.Thread(target=lambda: results.__setitem__(0, _post(s, "/v1/completions", long)))
         first.start()
-        time.sleep(0.5)  # the first holds the only slot
+        assert _until(lambda: any(slot["state"] == "processing"  # the only slot
+                                  for slots in httpx.get(s.url + "/slots").json().values() for slot in slots))
         second = threading.Thread(target=lambda: results.__setitem__(1, _post(s, "/v1/completions", long)))
         second.start()
-        time.sleep(0.5)  # the second waits in the queue
+        assert _until(lambda: _requests_waiting(s) == 1)  # the second fills the queue
         third = _post(s, "/v1/completions", long)
         assert third.status_code == 503 and third.headers["retry-after"]
         first.join()
