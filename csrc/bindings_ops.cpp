@@ -355,22 +355,47 @@ py::array_t<float> get_rows_py(uint32_t type_id, const Bytes& table, int64_t col
   return out;
 }
 
-py::array_t<uint8_t> set_rows_py(uint32_t type_id, const Bytes& table, int64_t cols, const Ints& ids, const Floats& src,
-                                 const DevicePtr& device) {
-  const QType type = checked_type(type_id);
+// Checks one set_rows table and its source rows; returns a copy of the table to update.
+py::array_t<uint8_t> rows_target(QType type, const Bytes& table, int64_t cols, const Ints& ids, const Floats& src) {
   require(type == QType::F32 || type == QType::F16 || type == QType::Q8_0 || type == QType::Q4_0,
           "set_rows: the type must be f32, f16, q8_0 or q4_0");
   check_ids(ids, table_rows(table, type, cols, "set_rows"), "set_rows");
-  const int64_t n = ids.size();
-  require(src.ndim() == 2 && src.shape(0) == n && src.shape(1) == cols, "set_rows: src must be (n, cols)");
+  require(src.ndim() == 2 && src.shape(0) == ids.size() && src.shape(1) == cols, "set_rows: src must be (n, cols)");
   py::array_t<uint8_t> out(table.size());  // the updated table
   std::copy(table.data(), table.data() + table.size(), out.mutable_data());
+  return out;
+}
+
+py::array_t<uint8_t> set_rows_py(uint32_t type_id, const Bytes& table, int64_t cols, const Ints& ids, const Floats& src,
+                                 const DevicePtr& device) {
+  const QType type = checked_type(type_id);
+  py::array_t<uint8_t> out = rows_target(type, table, cols, ids, src);
+  const int64_t n = ids.size();
   py::gil_scoped_release release;
   Call call(device_or_cpu(device));
   uint8_t* td = call.in_out(out.mutable_data(), size_t(out.size()));
   if (n) call.device().set_rows(type, td, cols, call.in(ids), n, call.in(src));
   call.finish();
   return out;
+}
+
+// Both tables updated by one set_rows_pair: a layer's keys and values.
+std::pair<py::array_t<uint8_t>, py::array_t<uint8_t>> set_rows_pair_py(
+    uint32_t type_a, const Bytes& table_a, int64_t cols_a, const Floats& src_a, uint32_t type_b, const Bytes& table_b,
+    int64_t cols_b, const Floats& src_b, const Ints& ids, const DevicePtr& device) {
+  const QType ta = checked_type(type_a), tb = checked_type(type_b);
+  py::array_t<uint8_t> out_a = rows_target(ta, table_a, cols_a, ids, src_a);
+  py::array_t<uint8_t> out_b = rows_target(tb, table_b, cols_b, ids, src_b);
+  const int64_t n = ids.size();
+  {
+    py::gil_scoped_release release;  // until the op is done: returning copies handles, which needs the GIL
+    Call call(device_or_cpu(device));
+    const RowsTarget a{ta, call.in_out(out_a.mutable_data(), size_t(out_a.size())), cols_a, call.in(src_a)};
+    const RowsTarget b{tb, call.in_out(out_b.mutable_data(), size_t(out_b.size())), cols_b, call.in(src_b)};
+    if (n) call.device().set_rows_pair(a, b, call.in(ids), n);
+    call.finish();
+  }
+  return {out_a, out_b};
 }
 
 KVView kv_view(const Bytes& data, uint32_t type_id, int64_t n_cells, int64_t n_head_kv, int64_t head_dim,
@@ -446,6 +471,9 @@ void bind_ops(py::module_& m) {
         "The table's rows as a Device::planar_weights device holds weights: each block field stored apart.");
   m.def("set_rows", &set_rows_py, py::arg("type_id"), py::arg("table"), py::arg("cols"), py::arg("ids"),
         py::arg("src"), dev, "A copy of table with src (n, cols) quantised into rows ids.");
+  m.def("set_rows_pair", &set_rows_pair_py, py::arg("type_a"), py::arg("table_a"), py::arg("cols_a"), py::arg("src_a"),
+        py::arg("type_b"), py::arg("table_b"), py::arg("cols_b"), py::arg("src_b"), py::arg("ids"), dev,
+        "Copies of tables a and b with src_a and src_b quantised into rows ids of each, by one op (keys and values).");
   m.def("flash_attention", &flash_attention_py, py::arg("q"), py::arg("k"), py::arg("k_type"), py::arg("v"),
         py::arg("v_type"), py::arg("n_head_kv"), py::arg("head_dim_v"), py::arg("q_seq"), py::arg("q_pos"),
         py::arg("cell_seq"), py::arg("cell_pos"), py::arg("window"), py::arg("scale"), py::arg("softcap"), dev);

@@ -77,7 +77,7 @@ SIGNATURES = {  # tests/cuda_emulator/entry.cpp; each returns 0 or 1 (hi_emu_err
     "hi_emu_mmvq": [U32, V, I64, I64, V, V, I64, V, I32],
     "hi_emu_mmq": [U32, V, I64, I64, V, V, I64, V, I32],
     "hi_emu_get_rows": [U32, V, I64, V, I64, F32, V, I32],
-    "hi_emu_set_rows": [U32, V, I64, V, I64, V],
+    "hi_emu_set_rows": [U32, V, I64, V, U32, V, I64, V, V, I64],
     "hi_emu_rms_norm": [V, V, V, I64, I64, F32],
     "hi_emu_add_rms_norm": [V, V, V, V, I64, I64, F32],
     "hi_emu_rope": [V, I64, V, I64, V, I64, I64, I64, F32, F32, I32],
@@ -237,10 +237,15 @@ class Emulator:
         self.call("hi_emu_get_rows", int(t), ptr(table), cols, ptr(ids), len(ids), scale, ptr(out.a), int(planar))
         return out.result()
 
-    def set_rows(self, t, table: np.ndarray, cols: int, ids: np.ndarray, src: np.ndarray) -> np.ndarray:
+    def set_rows(self, t, table: np.ndarray, cols: int, ids: np.ndarray, src: np.ndarray,
+                 second: tuple | None = None):
+        """The updated table; with second = (t, table, cols, src), both tables from one launch."""
         out = Guarded(table)
-        self.call("hi_emu_set_rows", int(t), ptr(out.a), cols, ptr(ids), len(ids), ptr(src))
-        return out.result()
+        out_b = None if second is None else Guarded(second[1])
+        t_b, cols_b, src_b = (0, 0, None) if second is None else (int(second[0]), second[2], second[3])
+        self.call("hi_emu_set_rows", int(t), ptr(out.a), cols, ptr(src), t_b, None if out_b is None else ptr(out_b.a),
+                  cols_b, ptr(src_b), ptr(ids), len(ids))
+        return out.result() if second is None else (out.result(), out_b.result())
 
     def rms_norm(self, x: np.ndarray, w: np.ndarray | None, eps: float, in_place: bool = False) -> np.ndarray:
         y = Guarded(x if in_place else np.full_like(x, np.nan))
@@ -569,6 +574,15 @@ def test_set_rows(emu, cpu, rng, name):
     src[2, 32:64] *= 1e-6  # a tiny scale (subnormal in f16)
     got = emu.set_rows(qtype(name), table, cols, ids, src)
     np.testing.assert_array_equal(got, _core.set_rows(int(qtype(name)), table, cols, ids, src, device=cpu))
+    # With a second table (a layer's values beside its keys: another type and width), one launch for both.
+    other = "Q4_0" if name != "Q4_0" else "F16"
+    table_b = rng.integers(0, 256, rows * row_bytes(other, 64), dtype=np.uint8)
+    src_b = rng.standard_normal((5, 64)).astype(np.float32)
+    emu.take_log()
+    got_a, got_b = emu.set_rows(qtype(name), table, cols, ids, src, second=(qtype(other), table_b, 64, src_b))
+    assert emu.take_log() == ["set_rows_kernel"]
+    np.testing.assert_array_equal(got_a, got)
+    np.testing.assert_array_equal(got_b, _core.set_rows(int(qtype(other)), table_b, 64, ids, src_b, device=cpu))
 
 
 # ---- norm, rope, element-wise ---------------------------------------------------------------------

@@ -225,6 +225,20 @@ def test_set_rows(rng, device, name):
     np.testing.assert_array_equal(out[untouched], 0)
 
 
+def test_set_rows_pair(rng, device):
+    """A layer's keys (q8_0, 256 wide) and values (f16, 128 wide) written by
+    one op: each table as set_rows alone leaves it."""
+    rows, ids = 12, rng.choice(12, 5, replace=False).astype(np.int32)
+    k_table = rng.integers(0, 256, rows * 8 * 34, dtype=np.uint8)
+    v_table = rng.integers(0, 256, rows * 128 * 2, dtype=np.uint8)
+    k_src = rng.standard_normal((5, 256)).astype(np.float32)
+    v_src = rng.standard_normal((5, 128)).astype(np.float32)
+    k_type, v_type = int(qtype("Q8_0")), int(qtype("F16"))
+    k_out, v_out = _core.set_rows_pair(k_type, k_table, 256, k_src, v_type, v_table, 128, v_src, ids, device=device)
+    np.testing.assert_array_equal(k_out, _core.set_rows(k_type, k_table, 256, ids, k_src, device=device))
+    np.testing.assert_array_equal(v_out, _core.set_rows(v_type, v_table, 128, ids, v_src, device=device))
+
+
 def test_row_ops_reject_bad_ids(device):
     table = np.zeros(4 * 32 * 4, np.uint8)  # F32 (4, 32)
     with pytest.raises(ValueError, match="outside"):

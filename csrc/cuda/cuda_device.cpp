@@ -223,7 +223,11 @@ void CudaDevice::get_rows(QType type, Table kind, const uint8_t* table, int64_t 
 }
 
 void CudaDevice::set_rows(QType type, uint8_t* table, int64_t cols, const int32_t* ids, int64_t n, const float* src) {
-  run([&] { cuda::set_rows(type, table, cols, ids, n, src, stream_); });
+  run([&] { cuda::set_rows(RowsTarget{type, table, cols, src}, nullptr, ids, n, stream_); });
+}
+
+void CudaDevice::set_rows_pair(const RowsTarget& a, const RowsTarget& b, const int32_t* ids, int64_t n) {
+  run([&] { cuda::set_rows(a, &b, ids, n, stream_); });
 }
 
 void CudaDevice::attention(const float* q, int64_t n_q, int64_t n_head, const KVView& k, const KVView& v,

@@ -42,6 +42,7 @@ class CudaDevice : public Device {
   void get_rows(QType type, Table kind, const uint8_t* table, int64_t cols, const int32_t* ids, int64_t n,
                 float scale, float* out) override;
   void set_rows(QType type, uint8_t* table, int64_t cols, const int32_t* ids, int64_t n, const float* src) override;
+  void set_rows_pair(const RowsTarget& a, const RowsTarget& b, const int32_t* ids, int64_t n) override;
   void attention(const float* q, int64_t n_q, int64_t n_head, const KVView& k, const KVView& v,
                  const AttnCells& cells, float scale, float softcap, float* out, float* parts) override;
 

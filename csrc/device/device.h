@@ -134,6 +134,12 @@ class Device {
   // Quantises src (n, cols) into rows ids[i] of table (f32, f16, q8_0, q4_0).
   virtual void set_rows(QType type, uint8_t* table, int64_t cols, const int32_t* ids, int64_t n,
                         const float* src) = 0;
+  // set_rows into two tables at the same rows ids[i] (a layer's keys and
+  // values), in one op: one launch on CUDA.
+  virtual void set_rows_pair(const RowsTarget& a, const RowsTarget& b, const int32_t* ids, int64_t n) {
+    set_rows(a.type, a.table, a.cols, ids, n, a.src);
+    set_rows(b.type, b.table, b.cols, ids, n, b.src);
+  }
   // q (n_q, n_head, k.head_dim) -> out (n_q, n_head, v.head_dim) over the cells
   // each query sees (see cpu/flash_attn.h). parts: attention_parts_floats(n_q,
   // n_head, v.head_dim) floats of this device's memory for a split decode

@@ -45,6 +45,15 @@ inline int64_t attention_parts_floats(int64_t n_q, int64_t n_head, int64_t d_v) 
   return (n_q < kAttnSplitTokens ? n_q : kAttnSplitTokens) * n_head * kAttnSplits * (d_v + 2);
 }
 
+// One table of Device::set_rows_pair: src (n, cols) quantised into rows of
+// table (f32, f16, q8_0, q4_0).
+struct RowsTarget {
+  QType type;
+  uint8_t* table;
+  int64_t cols;
+  const float* src;
+};
+
 // One product of a matmul group (Device::matmuls): y (n, rows) = x (n, k) @ w^T,
 // w: (rows, k) of `type`, placed (Device::place_weights).
 struct MatmulOut {

@@ -48,8 +48,8 @@ std::vector<int32_t> KVCache::allocate(const int32_t* seq, const int32_t* pos, i
 }
 
 void KVCache::write(int64_t layer, const int32_t* cells, int64_t n, const float* k, const float* v) {
-  write_keys(layer, cells, n, k);
-  device_.set_rows(type_v_, v_layer(layer), n_head_kv_ * dv_, cells, n, v);
+  device_.set_rows_pair({type_k_, k_layer(layer), n_head_kv_ * dk_, k}, {type_v_, v_layer(layer), n_head_kv_ * dv_, v},
+                        cells, n);
 }
 
 void KVCache::write_keys(int64_t layer, const int32_t* cells, int64_t n, const float* k) {

@@ -7,8 +7,11 @@
 // contiguous stretch of `out`: the values are staged in shared memory and
 // stored coalesced.
 // set_rows: one warp per chunk, lane j owning value j: the chunk's absmax
-// through warp reductions, coalesced loads and stores. 4 instantiations (f32,
-// f16, q8_0, q4_0), byte-identical to csrc/quant/quantize_legacy.cpp.
+// through warp reductions, coalesced loads and stores; byte-identical to
+// csrc/quant/quantize_legacy.cpp. One kernel for f32, f16, q8_0 and q4_0 (a
+// warp-uniform switch on the type) that writes one table or two at the same
+// rows (a layer's keys and values in one launch): the first table's chunks,
+// then the second's.
 #include "rows.cuh"
 
 #include <climits>
@@ -120,19 +123,31 @@ __device__ __forceinline__ void put_chunk(const block_q4_0*, uint8_t* row, int64
   if (lane == 0) store_half(b, d);
 }
 
-template <typename T>
-__global__ void __launch_bounds__(kSetThreads) set_rows_kernel(uint8_t* table, int64_t cols, const int32_t* ids,
-                                                               int64_t n, const float* src) {
-  const int64_t nc = n_chunks(cols), total = n * nc, rb = row_bytes<T>(cols);
+// A table set_rows_kernel writes: src (n, cols) into rows ids[i] of table.
+struct SetTable {
+  int32_t type;  // QType id: f32, f16, q8_0, q4_0
+  uint8_t* table;
+  const float* src;
+  int64_t cols, chunks, row_bytes;  // chunks: 32-value chunks a row
+};
+
+__global__ void __launch_bounds__(kSetThreads) set_rows_kernel(const SetTable a, const SetTable b,
+                                                               const int32_t* ids, int64_t n) {
   const int lane = int(threadIdx.x) % kWarp;
   const int64_t warps = int64_t(gridDim.x) * (kSetThreads / kWarp);
+  const int64_t in_a = n * a.chunks, total = in_a + n * b.chunks;
   // Warp-uniform loop: every lane of a warp takes the same chunk.
   for (int64_t i = (int64_t(blockIdx.x) * kSetThreads + threadIdx.x) / kWarp; i < total; i += warps) {
-    const int64_t r = i / nc, c = i % nc;
+    // Field by field, so the arguments stay in the constant bank (choosing
+    // the whole struct by a condition copies both to local memory).
+    const bool first = i < in_a;
+    const int64_t chunks = first ? a.chunks : b.chunks, cols = first ? a.cols : b.cols;
+    const int64_t j = first ? i : i - in_a, r = j / chunks, c = j % chunks;
     const int64_t left = cols - c * QK;
     const int m = left < QK ? int(left) : QK;
-    const float x = lane < m ? src[r * cols + c * QK + lane] : 0.0f;
-    put_chunk(static_cast<const T*>(nullptr), table + int64_t(ids[r]) * rb, c, x, lane, m);
+    const float x = lane < m ? (first ? a.src : b.src)[r * cols + c * QK + lane] : 0.0f;
+    uint8_t* row = (first ? a.table : b.table) + int64_t(ids[r]) * (first ? a.row_bytes : b.row_bytes);
+    with_cache_type(first ? a.type : b.type, [&](auto tag) { put_chunk(tag, row, c, x, lane, m); });
   }
 }
 
@@ -144,12 +159,18 @@ void launch_get(const uint8_t* table, int64_t cols, const int32_t* ids, int64_t 
       table, cols, ids, n, scale, out, planar);
 }
 
-template <typename T>
-void launch_set(uint8_t* table, int64_t cols, const int32_t* ids, int64_t n, const float* src, cudaStream_t stream) {
-  constexpr int per_block = kSetThreads / kWarp;  // chunks per block
-  const int64_t chunks = n * n_chunks(cols);
-  set_rows_kernel<T><<<grid_for((chunks + per_block - 1) / per_block), kSetThreads, 0, stream>>>(table, cols, ids, n,
-                                                                                                 src);
+SetTable set_table(const RowsTarget& t) {
+  switch (t.type) {
+    case QType::F32:
+    case QType::F16:
+    case QType::Q8_0:
+    case QType::Q4_0: break;
+    default:
+      throw std::invalid_argument(std::string("set_rows: type ") + qtype_info(t.type).name +
+                                  " is not one of f32, f16, q8_0, q4_0");
+  }
+  if (t.cols < 0) throw std::invalid_argument("set_rows: negative size");
+  return {int32_t(t.type), t.table, t.src, t.cols, n_chunks(t.cols), cache_row_bytes(int32_t(t.type), t.cols)};
 }
 
 }  // namespace
@@ -166,24 +187,14 @@ void get_rows(QType type, const uint8_t* table, int64_t cols, const int32_t* ids
   check_launch("get_rows");
 }
 
-void set_rows(QType type, uint8_t* table, int64_t cols, const int32_t* ids, int64_t n, const float* src,
-              cudaStream_t stream) {
-  switch (type) {
-    case QType::F32:
-    case QType::F16:
-    case QType::Q8_0:
-    case QType::Q4_0: break;
-    default:
-      throw std::invalid_argument(std::string("set_rows: type ") + qtype_info(type).name +
-                                  " is not one of f32, f16, q8_0, q4_0");
-  }
-  if (n <= 0 || cols <= 0) return;
-  switch (type) {
-    case QType::F32: launch_set<f32_t>(table, cols, ids, n, src, stream); break;
-    case QType::F16: launch_set<f16_t>(table, cols, ids, n, src, stream); break;
-    case QType::Q8_0: launch_set<block_q8_0>(table, cols, ids, n, src, stream); break;
-    default: launch_set<block_q4_0>(table, cols, ids, n, src, stream); break;
-  }
+void set_rows(const RowsTarget& a, const RowsTarget* b, const int32_t* ids, int64_t n, cudaStream_t stream) {
+  const SetTable ta = set_table(a);
+  SetTable tb = b ? set_table(*b) : SetTable{int32_t(QType::F32), nullptr, nullptr, 0, 0, 0};  // none: no chunks
+  if (n <= 0) return;
+  constexpr int per_block = kSetThreads / kWarp;  // chunks per block
+  const int64_t chunks = n * (ta.chunks + tb.chunks);
+  if (chunks == 0) return;
+  set_rows_kernel<<<grid_for((chunks + per_block - 1) / per_block), kSetThreads, 0, stream>>>(ta, tb, ids, n);
   check_launch("set_rows");
 }
 

@@ -99,8 +99,13 @@ int hi_emu_get_rows(uint32_t type, const uint8_t* table, int64_t cols, const int
   return guarded([&] { hi::cuda::get_rows(hi::QType(type), table, cols, ids, n, scale, out, planar != 0, kStream); });
 }
 
-int hi_emu_set_rows(uint32_t type, uint8_t* table, int64_t cols, const int32_t* ids, int64_t n, const float* src) {
-  return guarded([&] { hi::cuda::set_rows(hi::QType(type), table, cols, ids, n, src, kStream); });
+// A second table (type_b, table_b, cols_b, src_b) when table_b is not null: both in one launch.
+int hi_emu_set_rows(uint32_t type, uint8_t* table, int64_t cols, const float* src, uint32_t type_b, uint8_t* table_b,
+                    int64_t cols_b, const float* src_b, const int32_t* ids, int64_t n) {
+  return guarded([&] {
+    const hi::RowsTarget b{hi::QType(type_b), table_b, cols_b, src_b};
+    hi::cuda::set_rows({hi::QType(type), table, cols, src}, table_b ? &b : nullptr, ids, n, kStream);
+  });
 }
 
 int hi_emu_rms_norm(const float* x, const float* w, float* y, int64_t rows, int64_t dim, float eps) {
