@@ -7,7 +7,7 @@
 #include <cstddef>
 #include <cstdint>
 
-#define HI_PLUGIN_ABI 6
+#define HI_PLUGIN_ABI 7
 #define HI_PLUGIN_EXPORT extern "C" __attribute__((visibility("default")))
 
 namespace hi {
