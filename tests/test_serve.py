@@ -209,8 +209,8 @@ def test_queue_overflow_gets_503_and_nothing_accepted_is_lost(gemma_path):
         results = {}
         first = threading.Thread(target=lambda: results.__setitem__(0, _post(s, "/v1/completions", long)))
         first.start()
-        assert _until(lambda: any(slot["state"] == "processing"  # the only slot
-                                  for slots in httpx.get(s.url + "/slots").json().values() for slot in slots))
+        assert _until(lambda: _requests_waiting(s) == 0 and any(  # the only slot busy, nothing queued
+            slot["state"] == "processing" for slots in httpx.get(s.url + "/slots").json().values() for slot in slots))
         second = threading.Thread(target=lambda: results.__setitem__(1, _post(s, "/v1/completions", long)))
         second.start()
         assert _until(lambda: _requests_waiting(s) == 1)  # the second fills the queue

@@ -131,6 +131,7 @@ class Engine:
                 if self._closing:
                     break
                 self._admit()
+            self._update_gauges()  # admitted jobs wait no more, though the step may take a while
             self._drop_cancelled()
             if self.n_running:
                 self._step()
