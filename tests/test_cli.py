@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
 from hetinfer.cli import main
@@ -37,6 +38,26 @@ def test_bench_parallel_sequences(tiny, capsys):
     with pytest.raises(SystemExit):
         main(["bench", tiny, "-np", "0"])
     assert "must be 1 or more" in capsys.readouterr().err
+
+
+def test_bench_at_depth(tiny, capsys, monkeypatch):
+    """-d D: each test runs after D tokens already in the context, its tokens at positions D on."""
+    from hetinfer.model import Model
+
+    decoded = []  # (positions of each decode call)
+    real = Model.decode
+    monkeypatch.setattr(Model, "decode", lambda self, ids, seq, pos, wanted=None: (
+        decoded.append(np.array(pos)), real(self, ids, seq, pos, wanted))[1])
+    assert main(["bench", tiny, "-p", "8", "-n", "3", "-r", "1", "-d", "20", "-np", "1,2", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [r["test"] for r in rows] == ["pp8 @ d20", "tg3 @ d20", "tg3 x2 @ d20"]
+    assert all(r["n_depth"] == 20 for r in rows)
+    # The fills start at 0; every timed step starts at position 20 (pp: the prompt; tg: each token after the last).
+    timed = [p for p in decoded if p.min() >= 20]
+    assert [int(p.min()) for p in timed] == [20, 20] + [20, 21, 22] * 2 + [20, 21, 22] * 2
+    with pytest.raises(SystemExit):
+        main(["bench", tiny, "-d", "-1"])
+    assert "must be 0 or more" in capsys.readouterr().err
 
 
 def test_bench_rejects_unavailable_device(tiny, capsys):

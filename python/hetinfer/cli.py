@@ -135,6 +135,17 @@ def cmd_plan(args: argparse.Namespace) -> int:
     return 0 if p.fits else 1
 
 
+def _non_negative(text: str) -> int:
+    """A count of 0 or more."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more; got {text!r}")
+    return value
+
+
 def _parallel_counts(text: str) -> list[int]:
     """A --parallel value: "1,4,16" -> [1, 4, 16]."""
     try:
@@ -153,16 +164,17 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from .model import Model
 
     path = args.model or default_model_path()
-    n_ctx = max(args.n_prompt, args.n_gen, 1)
+    n_ctx = args.n_depth + max(args.n_prompt, args.n_gen, 1)
     with Model(path, n_ctx=n_ctx, n_parallel=max(args.parallel), n_threads=args.device_threads or args.threads,
                **_placement(args)) as m:
         results = run_bench(m, n_prompt=args.n_prompt, n_gen=args.n_gen, repeats=args.repetitions,
-                            parallel=tuple(args.parallel))
+                            parallel=tuple(args.parallel), depth=args.n_depth)
         devices = ",".join(m.devices)
         if args.json:
             common = {"model": os.path.basename(path), "model_size": m.size_bytes, "model_n_params": m.n_params,
                       "devices": devices, "split": m.plan.split, "n_threads": quants.get_num_threads(),
-                      "n_batch": args.batch_size, "type_k": args.cache_type_k, "type_v": args.cache_type_v}
+                      "n_batch": args.batch_size, "type_k": args.cache_type_k, "type_v": args.cache_type_v,
+                      "n_depth": args.n_depth}
             print(json.dumps([{**common, **r.to_dict()} for r in results], indent=2))
             return 0
         name = f"{m.config.arch} {m.file.metadata.get('general.size_label', '')}".strip()
@@ -261,12 +273,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     b = sub.add_parser("bench", help="measure prompt (pp) and generation (tg) tokens per second",
                        description="llama-bench-style throughput: ppN prefills N random tokens into an empty "
-                                   "context; tgN generates N tokens one at a time. Reports the median over "
-                                   "repeats and the standard deviation.")
+                                   "context; tgN generates N tokens one at a time. With -d D both run after D "
+                                   "tokens already in the context (\"tg128 @ d4096\"), where attention over a long "
+                                   "cache shows. Reports the median over repeats and the standard deviation.")
     _add_model_arg(b)
     b.add_argument("-p", "--n-prompt", type=int, default=512, help="prompt tokens for the pp test (0 skips it)")
     b.add_argument("-n", "--n-gen", type=int, default=128, help="generated tokens for the tg test (0 skips it)")
     b.add_argument("-r", "--repetitions", type=int, default=5, help="repeats per test, after one warm-up run")
+    b.add_argument("-d", "--n-depth", type=_non_negative, default=0, metavar="D",
+                   help="tokens already in each sequence's context when a test starts (default: 0, empty)")
     b.add_argument("-np", "--parallel", type=_parallel_counts, default=[1], metavar="N[,N...]",
                    help="sequences decoding side by side in the tg test, e.g. 1,4,16: one tgN x P result "
                         "each, counting every sequence's tokens (default: 1)")
