@@ -33,10 +33,11 @@ T0=$(date +%s)
 DEADLINE="${DEADLINE:-520}"
 OUT="${OUT:-/tmp/hetinfer-cuda}"
 STEPS="${STEPS:-build test bench sanitize profile}"
-# profile: a decode step of the 32-layer file launches about 772 kernels (24 a
-# layer, 4 for the embedding and the head); two steps go by unprofiled (the
-# first runs plain, the second is recorded).
-NCU_SKIP="${NCU_SKIP:-1544}" NCU_COUNT="${NCU_COUNT:-772}"
+# profile: a decode step of the 32-layer Q4_0 file launches 421 kernels (13 a
+# layer, the first layer's norm, 1 for the embedding and 3 for the head:
+# bench/RESULTS.md, "CUDA decode: 13 launches a layer"); two steps go by
+# unprofiled (the first runs plain, the second is recorded).
+NCU_SKIP="${NCU_SKIP:-842}" NCU_COUNT="${NCU_COUNT:-421}"
 BENCH_DEVICES="${BENCH_DEVICES:-cuda:0}"
 N_LAYER="${N_LAYER:-32}"                     # Llama-3-8B has 32; a rehearsal takes fewer
 N_PROMPT="${N_PROMPT:-512}" N_GEN="${N_GEN:-128}" PARALLEL="${PARALLEL:-1,4,16}" REPS="${REPS:-3}"  # both engines
