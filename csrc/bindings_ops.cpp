@@ -129,13 +129,18 @@ py::array_t<float> in_place(const Floats& x, const DevicePtr& device, Op op) {
   return y;
 }
 
+// Weights of `rows` rows of k values of `type`, as raw bytes: throws unless the sizes add up.
+void check_weights(const char* op, QType type, const Bytes& w, int64_t rows, int64_t k) {
+  require(rows >= 0 && k > 0, std::string(op) + ": rows must be >= 0 and k > 0");
+  require(size_t(w.size()) == size_t(rows) * row_bytes(type, k),
+          std::string(op) + " weights: expected " + std::to_string(size_t(rows) * row_bytes(type, k)) +
+              " bytes, got " + std::to_string(w.size()));
+}
+
 py::array_t<float> matmul_py(uint32_t type_id, const Bytes& w, int64_t rows, int64_t k, const Floats& x,
                              const DevicePtr& device) {
   const QType type = checked_type(type_id);
-  require(rows >= 0 && k > 0, "matmul: rows must be >= 0 and k > 0");
-  require(size_t(w.size()) == size_t(rows) * row_bytes(type, k),
-          "matmul weights: expected " + std::to_string(size_t(rows) * row_bytes(type, k)) + " bytes, got " +
-              std::to_string(w.size()));
+  check_weights("matmul", type, w, rows, k);
   require(x.ndim() == 2 && x.shape(1) == k, "matmul: x must have shape (n, " + std::to_string(k) + ")");
   const int64_t n = x.shape(0);
   py::array_t<float> y({n, rows});  // (n, rows)
@@ -157,11 +162,7 @@ std::vector<py::array_t<float>> matmuls_py(const Floats& x, const std::vector<Pr
   const int64_t n = x.shape(0), k = x.shape(1);
   std::vector<py::array_t<float>> ys;
   for (const auto& [type_id, w, rows] : products) {
-    const QType type = checked_type(type_id);
-    require(rows >= 0, "matmuls: rows must be >= 0");
-    require(size_t(w.size()) == size_t(rows) * row_bytes(type, k),
-            "matmuls weights: expected " + std::to_string(size_t(rows) * row_bytes(type, k)) + " bytes, got " +
-                std::to_string(w.size()));
+    check_weights("matmuls", checked_type(type_id), w, rows, k);
     ys.emplace_back(std::vector<py::ssize_t>{n, rows});  // (n, rows)
   }
   {
@@ -285,8 +286,7 @@ std::pair<py::array_t<float>, py::array_t<float>> gated_matmul_py(const Floats& 
   const Activation fn = activation_of(act);
   const QType type = checked_type(type_id);
   const int64_t n = gate.shape(0), k = gate.shape(1);
-  require(rows >= 0 && size_t(w.size()) == size_t(rows) * row_bytes(type, k),
-          "gated_matmul weights: expected " + std::to_string(size_t(rows) * row_bytes(type, k)) + " bytes");
+  check_weights("gated_matmul", type, w, rows, k);
   py::array_t<float> gated = copy_of(gate), y({n, rows});  // (n, k), (n, rows)
   {
     py::gil_scoped_release release;  // until the op is done: returning copies handles, which needs the GIL

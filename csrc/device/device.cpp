@@ -139,24 +139,22 @@ void check_attention_args(const std::string& who, int64_t n_head, const KVView& 
 void Device::run_matmuls(const float* x, int64_t n, int64_t k, const MatmulOut* outs, size_t n_outs, void* scratch,
                          const Gating* gating) {
   if (n < 0 || k < 0) throw std::invalid_argument("matmul: negative size");
+  for (size_t i = 0; i < n_outs; ++i) {  // every product checked before any runs
+    const QTypeInfo& info = qtype_info(outs[i].type);
+    if (outs[i].rows < 0) throw std::invalid_argument("matmul: negative size");
+    if (info.block_values > 1 && k % info.block_values != 0)
+      throw std::invalid_argument("matmul: k=" + std::to_string(k) + " is not a multiple of " + info.name + "'s " +
+                                  std::to_string(info.block_values) + "-value blocks");
+  }
   bool gated = !gating;  // x holds its final values
   std::vector<MatmulOut> kind;  // the products whose weights pair with one activation kind
   kind.reserve(n_outs);
-  std::vector<bool> done(n_outs, false);
-  for (size_t first = 0; first < n_outs; ++first) {
-    if (done[first]) continue;
-    const int64_t values = qtype_info(outs[first].type).block_values;  // 1: float weights
+  // Every type's block_values is one of these: float weights, 32- and 256-value blocks.
+  for (const int64_t values : {int64_t(1), int64_t(QK), int64_t(QK_K)}) {
     kind.clear();
     size_t act_bytes = 0;
-    for (size_t i = first; i < n_outs; ++i) {
-      const QTypeInfo& info = qtype_info(outs[i].type);
-      if (info.block_values != values) continue;
-      done[i] = true;
-      if (outs[i].rows < 0) throw std::invalid_argument("matmul: negative size");
-      if (values > 1 && k % values != 0)
-        throw std::invalid_argument("matmul: k=" + std::to_string(k) + " is not a multiple of " + info.name + "'s " +
-                                    std::to_string(values) + "-value blocks");
-      if (outs[i].rows == 0) continue;
+    for (size_t i = 0; i < n_outs; ++i) {
+      if (outs[i].rows == 0 || qtype_info(outs[i].type).block_values != values) continue;
       kind.push_back(outs[i]);
       act_bytes = std::max(act_bytes, matmul_scratch_bytes(outs[i].type, n, k));
     }

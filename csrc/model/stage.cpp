@@ -212,15 +212,13 @@ void Stage::run_layers(int64_t n, const std::vector<int32_t>* wanted) {
     const bool last = l == n_layers() - 1;
     attention(l, n);
     int64_t m = n;  // rows going through the feed-forward
-    if (wanted && last) {
-      dev.add(ws_.hidden, ws_.delta, n * e);
-      keep_rows(*wanted);
+    if (wanted && last) {  // the wanted rows to the front: the feed-forward is theirs alone
+      keep_rows(ws_.hidden, *wanted);
+      keep_rows(ws_.delta, *wanted);
       m = int64_t(wanted->size());
       if (m == 0) break;  // no state wanted: the layer's keys and values were all it had to give
-      dev.rms_norm(ws_.hidden, w.ffn_norm.f32(), ws_.normed, m, e, eps);
-    } else {
-      dev.add_rms_norm(ws_.hidden, ws_.delta, w.ffn_norm.f32(), ws_.normed, n, e, eps);
     }
+    dev.add_rms_norm(ws_.hidden, ws_.delta, w.ffn_norm.f32(), ws_.normed, m, e, eps);
     feed_forward(l, m);
     if (last)
       dev.add(ws_.hidden, ws_.delta, m * e);
@@ -231,10 +229,10 @@ void Stage::run_layers(int64_t n, const std::vector<int32_t>* wanted) {
 
 // Row wanted[j] to row j, in order: wanted is strictly increasing, so a row
 // is read before anything is written over it.
-void Stage::keep_rows(const std::vector<int32_t>& wanted) {
+void Stage::keep_rows(float* x, const std::vector<int32_t>& wanted) {
   const size_t e = size_t(cfg_.n_embd);
   for (size_t j = 0; j < wanted.size(); ++j)
-    if (size_t(wanted[j]) != j) device_->copy(ws_.hidden + j * e, ws_.hidden + size_t(wanted[j]) * e, e * sizeof(float));
+    if (size_t(wanted[j]) != j) device_->copy(x + j * e, x + size_t(wanted[j]) * e, e * sizeof(float));
 }
 
 // Steps of up to this many tokens are decode steps (one token per sequence,

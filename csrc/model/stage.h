@@ -56,7 +56,7 @@ class Stage {
   // last layer's feed-forward takes only those rows, moved to the front first.
   void run_layers(int64_t n, const std::vector<int32_t>* wanted = nullptr);
   void run_layers_recorded(int64_t n);  // every row: replaying a recording of the step where the device can
-  void keep_rows(const std::vector<int32_t>& wanted);  // ws_.hidden's rows `wanted` -> its first rows
+  void keep_rows(float* x, const std::vector<int32_t>& wanted);  // x (n, n_embd): rows `wanted` -> its first rows
   void attention(int64_t layer, int64_t n);
   void feed_forward(int64_t layer, int64_t n);
   // One product of linear(): y (n, w.rows) = x @ w^T [+ *bias].

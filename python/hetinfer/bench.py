@@ -40,13 +40,18 @@ def _test_name(test: str, depth: int) -> str:
     return f"{test} @ d{depth}" if depth else test  # llama-bench's names
 
 
+def _free(model: Model, n_seq: int, p0: int = 0) -> None:
+    """Frees sequences 0 .. n_seq-1 from position p0 on."""
+    for s in range(n_seq):
+        model.remove_sequence(s, p0)
+
+
 def _fill_context(model: Model, depth: int, n_seq: int, rng: np.random.Generator) -> None:
     """Sequences 0 .. n_seq-1 hold `depth` random tokens each, untimed; the
     tests append after them, and each repeat frees only what it appended."""
-    for s in range(n_seq):
-        model.remove_sequence(s)
-        if depth:
-            model.prefill(rng.integers(0, model.n_vocab, depth), s)
+    _free(model, n_seq)
+    for s in range(n_seq if depth else 0):
+        model.prefill(rng.integers(0, model.n_vocab, depth), s)
 
 
 def bench_prompt(model: Model, n_prompt: int, repeats: int, rng: np.random.Generator,
@@ -56,9 +61,9 @@ def bench_prompt(model: Model, n_prompt: int, repeats: int, rng: np.random.Gener
     _fill_context(model, depth, 1, rng)
     seconds = []
     for _ in range(repeats + 1):  # the first run warms caches and is dropped
-        model.remove_sequence(0, depth)
+        _free(model, 1, depth)
         seconds.append(_timed(lambda: model.prefill(tokens, 0, depth)))
-    model.remove_sequence(0)
+    _free(model, 1)
     return _summarise(_test_name(f"pp{n_prompt}", depth), n_prompt, seconds[1:])
 
 
@@ -78,11 +83,9 @@ def bench_generate(model: Model, n_gen: int, repeats: int, rng: np.random.Genera
     _fill_context(model, depth, n_seq, rng)
     seconds = []
     for _ in range(repeats + 1):
-        for s in range(n_seq):
-            model.remove_sequence(s, depth)
+        _free(model, n_seq, depth)
         seconds.append(_timed(run))
-    for s in range(n_seq):
-        model.remove_sequence(s)
+    _free(model, n_seq)
     name = f"tg{n_gen}" + (f" x{n_seq}" if n_seq > 1 else "")
     return _summarise(_test_name(name, depth), n_gen * n_seq, seconds[1:])
 
