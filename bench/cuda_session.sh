@@ -11,6 +11,9 @@
 #          llama-batched-bench on the same files; for the Llama-shaped files
 #          also one-sequence decode with the weights held as the file's blocks
 #          (HETINFER_CUDA_WEIGHTS=blocks) instead of planar rows
+#   depth  (not run unless named) one-sequence decode after DEPTH tokens
+#          (default 4096) of the Llama-shaped Q4_0 file, hetinfer bench -d
+#          beside llama-bench -d: the split-KV attention of long caches
 #   sanitize  compute-sanitizer memcheck, then racecheck, over the CUDA op
 #          tests, each with the time that is left (a timeout is reported)
 #   profile  with what is still left, Nsight Compute over one decode step of
@@ -20,7 +23,7 @@
 #   bash bench/fetch_llamacpp.sh && bash bench/build_llamacpp_cuda.sh
 #   python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 -d .whl gguf
 # There, carrying .llamacpp/llama-cuda-sm90.tar.xz and .whl, with timeout_s 600:
-#   bash bench/cuda_session.sh            (STEPS="build test bench sanitize profile" picks steps)
+#   bash bench/cuda_session.sh            (STEPS="build test bench sanitize profile" picks steps; add depth for -d)
 # $OUT receives summary.md (the comparison table, made by bench/cuda_summary.py)
 # and session.tar.gz (every log and JSON, packed again after every step, so a
 # call killed at its limit still brings back what it measured): the tool
@@ -41,6 +44,7 @@ NCU_SKIP="${NCU_SKIP:-842}" NCU_COUNT="${NCU_COUNT:-421}"
 BENCH_DEVICES="${BENCH_DEVICES:-cuda:0}"
 N_LAYER="${N_LAYER:-32}"                     # Llama-3-8B has 32; a rehearsal takes fewer
 N_PROMPT="${N_PROMPT:-512}" N_GEN="${N_GEN:-128}" PARALLEL="${PARALLEL:-1,4,16}" REPS="${REPS:-3}"  # both engines
+DEPTH="${DEPTH:-4096}"
 WORK=/tmp/hetinfer-cuda-work                 # logs and JSON, packed into $OUT
 MODELS=/tmp/hetinfer-models
 LLAMA=/tmp/llama.cpp-bin
@@ -112,7 +116,7 @@ print('CUDA backend:', r or 'available'); raise SystemExit(1 if r else 0)" 2>&1 
   [ "${PIPESTATUS[0]}" = 0 ] || exit 1
 fi
 
-if has bench || has profile; then   # written while the tests run: CPU and disk, not the GPU
+if has bench || has depth || has profile; then   # written while the tests run: CPU and disk, not the GPU
   models="$MODELS/llama8b-Q4_0.gguf $MODELS/llama8b-Q4_K_M.gguf $MODELS/gemma270m-Q4_K_M.gguf"   # as written below
   python3 -c "
 from hetinfer.testing import write_model
@@ -161,6 +165,18 @@ if has bench; then
     fi
     python3 bench/cuda_summary.py "$WORK" "$path" | tail -n +5   # this model's rows
   done
+fi
+
+if has depth; then
+  wait_models
+  path=$MODELS/llama8b-Q4_0.gguf name=llama8b-Q4_0
+  step "hetinfer $name @ d$DEPTH" 90 python3 -m hetinfer bench "$path" --devices "$BENCH_DEVICES" -p 0 -n "$N_GEN" \
+    -d "$DEPTH" -r "$REPS" --json > "$WORK/hetinfer-$name-x1-d$DEPTH.json" 2> "$WORK/hetinfer-$name-x1-d$DEPTH.err"
+  if [ -x "$LLAMA/llama-bench" ]; then
+    step "llama-bench $name @ d$DEPTH" 90 env LD_LIBRARY_PATH="$llama_libs" "$LLAMA/llama-bench" -m "$path" -ngl 99 \
+      -fa 1 -p 0 -n "$N_GEN" -d "$DEPTH" -r "$REPS" -o json > "$WORK/llamacpp-$name-d$DEPTH.json" \
+      2> "$WORK/llamacpp-$name-d$DEPTH.err"
+  fi
 fi
 
 if has sanitize; then

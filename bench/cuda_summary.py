@@ -5,11 +5,12 @@ device-to-device copy bandwidth, against issue 5's targets.
     python bench/cuda_summary.py RESULTS_DIR MODEL.gguf [MODEL.gguf ...]
 
 RESULTS_DIR holds, for each model NAME (the file name without .gguf):
-hetinfer-NAME-xP.json (`hetinfer bench --json`, one per parallel count P),
+hetinfer-NAME-xP.json (`hetinfer bench --json`, one per parallel count P;
+hetinfer-NAME-x1-dD.json: after D tokens, -d D),
 blocks-NAME-xP.json (the same with HETINFER_CUDA_WEIGHTS=blocks: weights as
 the file's blocks, not planar rows), llamacpp-NAME.json (`llama-bench
--o json`), llamacpp-batched-NAME.jsonl (`llama-batched-bench --output-format
-jsonl`), and hbm.json (bench/hbm_bandwidth.cu). Missing files leave blanks.
+-o json`; llamacpp-NAME-dD.json: -d D), llamacpp-batched-NAME.jsonl
+(`llama-batched-bench --output-format jsonl`), and hbm.json (bench/hbm_bandwidth.cu). Missing files leave blanks.
 Prints a markdown table.
 """
 
@@ -62,8 +63,12 @@ def llama_cpp_rates(folder: Path, name: str) -> dict[str, float]:
     """The same test names for llama.cpp: llama-bench for ppN and tgN (median
     of its samples, as hetinfer reports), llama-batched-bench for tgN xP."""
     rates = {}
-    for r in load_json(folder / f"llamacpp-{name}.json") or []:
+    paths = [folder / f"llamacpp-{name}.json", *sorted(folder.glob(f"llamacpp-{name}-d*.json"))]
+    runs = [load_json(path) or [] for path in paths]
+    for r in (r for run in runs for r in run):
         test = f"pp{r['n_prompt']}" if r["n_prompt"] else f"tg{r['n_gen']}"
+        if r.get("n_depth"):
+            test += f" @ d{r['n_depth']}"  # hetinfer bench -d names its tests alike
         rates[test] = statistics.median(r.get("samples_ts") or [r["avg_ts"]])
     try:
         lines = (folder / f"llamacpp-batched-{name}.jsonl").read_text().splitlines()
@@ -78,7 +83,7 @@ def llama_cpp_rates(folder: Path, name: str) -> dict[str, float]:
 
 
 def verdict(test: str, ratio: float | None, copy_share: float | None) -> str:
-    if ratio is None:
+    if ratio is None or " @ d" in test:  # the targets are for an empty context
         return ""
     if test.startswith("pp"):
         return "met" if ratio >= PP_VS_LLAMA_CPP else "missed"
@@ -100,7 +105,7 @@ def table(folder: Path, models: list[Path]) -> str:
         for test in sorted(set(ours) | set(theirs), key=lambda t: (not t.startswith("pp"), len(t), t)):
             a, b = ours.get(test), theirs.get(test)
             ratio = a / b if a and b else None
-            single_decode = test.startswith("tg") and " x" not in test
+            single_decode = test.startswith("tg") and " x" not in test and " @ d" not in test  # weights alone
             gbps = a * per_token / 1e9 if a and per_token and single_decode else None
             share = gbps / copy_gbps if gbps and copy_gbps else None
             c = blocks.get(test)
