@@ -26,27 +26,19 @@ std::string raised(const std::string& device, cudaError_t e, const char* what) {
   return device + ": " + what + " failed: " + cudaGetErrorString(e);
 }
 
-// Makes a device current on the calling thread for a scope, restoring the previous one.
-class CurrentDevice {
- public:
-  explicit CurrentDevice(int ordinal) {
-    if (cudaGetDevice(&previous_) != cudaSuccess) previous_ = -1;
-    if (previous_ != ordinal) cudaSetDevice(ordinal);
-  }
-  ~CurrentDevice() {
-    if (previous_ >= 0) cudaSetDevice(previous_);
-  }
-  CurrentDevice(const CurrentDevice&) = delete;
-  CurrentDevice& operator=(const CurrentDevice&) = delete;
-
- private:
-  int previous_ = -1;
-};
-
-struct CudaBinding : Device::Binding {
-  explicit CudaBinding(int ordinal) : current(ordinal) {}
-  CurrentDevice current;
-};
+// Makes device `ordinal` current on the calling thread, and leaves it so:
+// restoring the thread's previous device would make GPU 0 current (and start
+// its context) on every thread that never chose one, as cudaGetDevice says 0
+// there; hetinfer makes its device current before each call it makes. A
+// failure is returned, and cleared from the thread's last error so that no
+// later launch reports it as its own.
+cudaError_t make_current(int ordinal) {
+  int now = -1;
+  if (cudaGetDevice(&now) == cudaSuccess && now == ordinal) return cudaSuccess;
+  const cudaError_t e = cudaSetDevice(ordinal);
+  if (e != cudaSuccess) (void)cudaGetLastError();
+  return e;
+}
 
 // A decode step captured as a CUDA graph, replayed on the device's stream.
 class GraphRecording : public Device::Recording {
@@ -54,13 +46,13 @@ class GraphRecording : public Device::Recording {
   GraphRecording(cudaGraphExec_t exec, cudaStream_t stream, int ordinal, std::string device)
       : exec_(exec), stream_(stream), ordinal_(ordinal), device_(std::move(device)) {}
   ~GraphRecording() override {
-    const CurrentDevice current(ordinal_);
+    (void)make_current(ordinal_);
     cudaStreamSynchronize(stream_);  // a replay may still be running
     cudaGraphExecDestroy(exec_);
   }
   void replay() override {
-    const CurrentDevice current(ordinal_);
-    const cudaError_t e = cudaGraphLaunch(exec_, stream_);
+    cudaError_t e = make_current(ordinal_);
+    if (e == cudaSuccess) e = cudaGraphLaunch(exec_, stream_);
     if (e != cudaSuccess) throw std::runtime_error(raised(device_, e, "replaying a step"));
   }
 
@@ -94,9 +86,11 @@ void CudaDevice::check(cudaError_t e, const char* what) const {
   if (e != cudaSuccess) throw std::runtime_error(raised(name(), e, what));
 }
 
+void CudaDevice::select() const { check(make_current(ordinal_), "making the device current"); }
+
 template <typename F>
 void CudaDevice::run(F&& f) {
-  const CurrentDevice current(ordinal_);
+  select();
   try {
     f();
   } catch (const std::runtime_error& e) {
@@ -117,59 +111,62 @@ CudaDevice::CudaDevice(int ordinal, std::string name, size_t cap)
     throw std::runtime_error(this->name() + " (" + prop.name + ", compute capability " + std::to_string(prop.major) +
                              "." + std::to_string(prop.minor) +
                              ") is not supported: hetinfer's CUDA kernels need compute capability 8.0 or newer");
-  const CurrentDevice current(ordinal_);
+  select();
   check(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking), "creating a stream");
 }
 
 CudaDevice::~CudaDevice() {
-  const CurrentDevice current(ordinal_);
+  (void)make_current(ordinal_);
   cudaStreamSynchronize(stream_);  // nothing can be reported from a destructor
   cudaStreamDestroy(stream_);
 }
 
-std::unique_ptr<Device::Binding> CudaDevice::bind() { return std::make_unique<CudaBinding>(ordinal_); }
+std::unique_ptr<Device::Binding> CudaDevice::bind() {
+  select();  // for the kernels the calling thread launches
+  return std::make_unique<Binding>();
+}
 
 void* CudaDevice::raw_allocate(size_t bytes) {
-  const CurrentDevice current(ordinal_);
   void* p = nullptr;
   // Null on failure: Device::allocate reports it with the kind and size.
+  if (make_current(ordinal_) != cudaSuccess) return nullptr;
   return cudaMalloc(&p, align_up(bytes)) == cudaSuccess ? p : (cudaGetLastError(), nullptr);
 }
 
 void CudaDevice::raw_release(void* p) {
-  const CurrentDevice current(ordinal_);
+  (void)make_current(ordinal_);
   cudaStreamSynchronize(stream_);  // queued ops may still use it
   cudaFree(p);
 }
 
 void CudaDevice::to_device(void* dst, const void* host, size_t bytes) {
   if (!bytes) return;
-  const CurrentDevice current(ordinal_);
+  select();
   check(cudaMemcpyAsync(dst, host, bytes, cudaMemcpyHostToDevice, stream_), "a copy to the device");
   check(cudaStreamSynchronize(stream_), "a copy to the device");  // `host` may be reused on return
 }
 
 void CudaDevice::to_host(void* host, const void* src, size_t bytes) {
   if (!bytes) return synchronize();  // still "after every op queued before it" (device.h)
-  const CurrentDevice current(ordinal_);
+  select();
   check(cudaMemcpyAsync(host, src, bytes, cudaMemcpyDeviceToHost, stream_), "a copy to the host");
   check(cudaStreamSynchronize(stream_), "a copy to the host");
 }
 
 void CudaDevice::copy(void* dst, const void* src, size_t bytes) {
   if (!bytes) return;
-  const CurrentDevice current(ordinal_);
+  select();
   check(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, stream_), "a copy on the device");
 }
 
 void CudaDevice::fill_zero(void* dst, size_t bytes) {
   if (!bytes) return;
-  const CurrentDevice current(ordinal_);
+  select();
   check(cudaMemsetAsync(dst, 0, bytes, stream_), "clearing device memory");
 }
 
 void CudaDevice::synchronize() {
-  const CurrentDevice current(ordinal_);
+  select();
   check(cudaStreamSynchronize(stream_), "waiting for the device");
 }
 
@@ -237,7 +234,7 @@ void CudaDevice::attention(const float* q, int64_t n_q, int64_t n_head, const KV
 }
 
 std::unique_ptr<Device::Recording> CudaDevice::record(const std::function<void()>& queue_ops) {
-  const CurrentDevice current(ordinal_);
+  select();
   try {
     return capture(queue_ops);
   } catch (const CaptureFailed& e) {

@@ -63,6 +63,8 @@ class CudaDevice : public Device {
  private:
   // Throws std::runtime_error naming this device and `what` unless e is cudaSuccess.
   void check(cudaError_t e, const char* what) const;
+  // Makes this device current on the calling thread (it stays current), or throws.
+  void select() const;
   // Runs f (kernel launches) with this device current, turning a launch
   // error into std::runtime_error naming this device.
   template <typename F>
