@@ -1,4 +1,8 @@
-"""Shared fixtures: fresh random generators, the real Gemma 3 270M file."""
+"""Shared fixtures: fresh random generators, the real Gemma 3 270M file.
+
+HETINFER_TEST_CUDA=emulated makes cuda:0 the whole CUDA plugin built against
+the CPU emulation of CUDA (tests/cuda_emulator), for a run without a GPU of
+the tests that take cuda:0 (tests/test_cuda_emulated_plugin.py runs them so)."""
 
 from __future__ import annotations
 
@@ -6,6 +10,11 @@ import os
 
 import numpy as np
 import pytest
+
+if os.environ.get("HETINFER_TEST_CUDA") == "emulated":
+    from cuda_emulator.build import use_emulated_plugin
+
+    use_emulated_plugin()
 
 
 @pytest.fixture

@@ -40,7 +40,10 @@ KERNELS = ROOT / "kernels" / "cuda"
 # Host sources linked in: qtype_info (matmul.cu, rows.cu) and the CPU's own
 # activation quantiser (the reference of quantize_act's blocks).
 HOST_SOURCES = [ROOT / "csrc" / "qtypes.cpp", ROOT / "csrc" / "cpu" / "act_q8.cpp"]
-INCLUDES = [HERE, ROOT / "kernels" / "common", KERNELS, ROOT / "csrc", ROOT / "csrc" / "device"]
+# The plugin's host sources, as CMakeLists.txt's hetinfer_cuda target lists them.
+PLUGIN_SOURCES = [ROOT / "csrc" / f for f in ("cuda/cuda_device.cpp", "cuda/cuda_plugin.cpp", "cpu/matmul_scratch.cpp",
+                                              "device/device.cpp", "device/planar_rows.cpp", "qtypes.cpp")]
+INCLUDES = [HERE, ROOT / "kernels" / "common", KERNELS, ROOT / "kernels", ROOT / "csrc", ROOT / "csrc" / "device"]
 FLAGS = ["-std=c++20", "-O1", "-fPIC", "-pthread", "-ffp-contract=off", "-fno-strict-aliasing",
          "-DHI_CUDA_EMULATOR=1", "-Wall", "-Wno-unknown-pragmas", "-Wno-unused-function"]
 
@@ -183,19 +186,23 @@ def sanitized() -> bool:
     return os.environ.get("HI_EMU_SANITIZE", "") not in ("", "0")
 
 
-def _compile(cxx: str, source: Path, obj: Path) -> str:
-    cmd = [cxx, *FLAGS, *(SANITIZE if sanitized() else []), *(f"-I{p}" for p in INCLUDES), "-c", str(source),
-           "-o", str(obj)]
+def _compile(cxx: str, source: Path, obj: Path, defines: list[str]) -> str:
+    cmd = [cxx, *FLAGS, *defines, *(SANITIZE if sanitized() else []), *(f"-I{p}" for p in INCLUDES), "-c",
+           str(source), "-o", str(obj)]
     r = subprocess.run(cmd, capture_output=True, text=True)
     if r.returncode != 0:
         raise RuntimeError(f"compiling {source} failed:\n{' '.join(cmd)}\n{r.stdout}{r.stderr}")
     return r.stderr  # warnings
 
 
-def build(out_dir: Path, jobs: int | None = None) -> Path:
+def build(out_dir: Path, jobs: int | None = None, plugin: bool = False) -> Path:
     """Rewrites and compiles every kernels/cuda/*.cu plus the emulator into
-    out_dir/libhi_cuda_emu.so; returns its path. Raises RuntimeError with the
-    compiler's output when a file does not compile."""
+    out_dir/libhi_cuda_emu.so, whose C entry points (entry.cpp) call the
+    kernels' launchers on host memory; or, with `plugin`, into
+    out_dir/libhetinfer_cuda.so: the whole CUDA plugin of csrc/cuda, loaded as
+    hetinfer loads the real one, on emulated device memory (runtime.cpp).
+    Returns its path. Raises RuntimeError with the compiler's output when a
+    file does not compile."""
     cxx = compiler()
     if cxx is None:
         raise FileNotFoundError("no C++ compiler (g++ or $CXX)")
@@ -203,7 +210,8 @@ def build(out_dir: Path, jobs: int | None = None) -> Path:
     gen = out_dir / "gen"
     gen.mkdir(parents=True, exist_ok=True)
     sources: list[Path] = []
-    for cu in [*sorted(KERNELS.glob("*.cu")), HERE / "entry.cpp"]:  # entry.cpp: the emulator's own test kernels
+    kernels = sorted(KERNELS.glob("*.cu")) + ([] if plugin else [HERE / "entry.cpp"])  # entry.cpp: test kernels
+    for cu in kernels:
         src = cu.read_text()
         text, launches, _ = rewrite(src, cu.name)
         if _mask(src).count("<<<") != launches:
@@ -211,17 +219,38 @@ def build(out_dir: Path, jobs: int | None = None) -> Path:
         dst = gen / (cu.stem + ".cpp")
         dst.write_text(f'#line 1 "{cu}"\n' + text)
         sources.append(dst)
-    sources += [HERE / "emulator.cpp", *HOST_SOURCES]
+    sources += [HERE / "emulator.cpp", HERE / "runtime.cpp", *(PLUGIN_SOURCES if plugin else HOST_SOURCES)]
+    defines = ["-DHI_EMU_DEVICE_MEMORY=1"] if plugin else []
     objs = [out_dir / f"{i:02d}_{s.stem}.o" for i, s in enumerate(sources)]
     # Biggest first (attention, the matmuls) so the pool ends together.
     order = sorted(range(len(sources)), key=lambda i: -sources[i].stat().st_size)
     with concurrent.futures.ThreadPoolExecutor(jobs or os.cpu_count() or 2) as pool:
-        for f in [pool.submit(_compile, cxx, sources[i], objs[i]) for i in order]:
+        for f in [pool.submit(_compile, cxx, sources[i], objs[i], defines) for i in order]:
             f.result()
-    lib = out_dir / "libhi_cuda_emu.so"
-    cmd = [cxx, "-shared", "-pthread", "-Wl,-Bsymbolic", *(SANITIZE if sanitized() else []), "-o", str(lib),
-           *map(str, objs)]  # -Bsymbolic: its own hi:: symbols, whatever else the process has loaded
+    lib = out_dir / ("libhetinfer_cuda.so" if plugin else "libhi_cuda_emu.so")
+    cmd = [cxx, "-shared", "-pthread", "-Wl,-Bsymbolic", "-Wl,--no-undefined", *(SANITIZE if sanitized() else []),
+           "-o", str(lib), *map(str, objs)]  # -Bsymbolic: its own hi:: symbols, whatever else the process has loaded
     r = subprocess.run(cmd, capture_output=True, text=True)
     if r.returncode != 0:
         raise RuntimeError(f"linking failed:\n{' '.join(cmd)}\n{r.stdout}{r.stderr}")
     return lib
+
+
+def use_plugin(lib: Path) -> None:
+    """Makes hetinfer's cuda:N devices those of the plugin at `lib` from now on."""
+    from hetinfer import cuda_runtime
+
+    cuda_runtime.PLUGIN = Path(lib)
+    cuda_runtime.unavailable_reason.cache_clear()
+    cuda_runtime.devices.cache_clear()
+
+
+def use_emulated_plugin() -> Path:
+    """Makes hetinfer's cuda:0 the emulated plugin: the one HI_EMU_PLUGIN
+    names, else one built now into a temporary folder. Returns its path."""
+    import tempfile
+
+    lib = os.environ.get("HI_EMU_PLUGIN") or build(Path(tempfile.mkdtemp(prefix="hetinfer-cuda-emulated-")),
+                                                   plugin=True)
+    use_plugin(Path(lib))
+    return Path(lib)

@@ -1,7 +1,9 @@
 // A CPU emulation of the parts of the CUDA runtime and device API that
-// kernels/cuda/*.cu use, so that tests/test_cuda_emulated.py can run the real
-// kernel sources with g++ on a machine without a GPU. Test machinery only:
-// never built into the package.
+// kernels/cuda/*.cu and the plugin's host code (csrc/cuda) use, so that the
+// real sources run with g++ on a machine without a GPU: the kernels' launchers
+// alone (tests/test_cuda_emulated.py), or the whole plugin loaded as cuda:0
+// (tests/test_cuda_emulated_plugin.py; runtime.cpp: memory, streams, graphs).
+// Test machinery only: never built into the package.
 //
 // Execution model (emulator.cpp): a launch runs its blocks on a few host
 // threads (the caller among them), one block at a time each; a block's CUDA threads are
@@ -33,8 +35,9 @@
 // the PTX ISA fragment tables), nvcc's FMA contraction (this is compiled
 // with -ffp-contract=off: each a*b+c rounds twice unless the source says
 // fmaf), and CUDA's libm (expf, tanhf, sincosf, pow are glibc's, which may
-// differ from CUDA's by an ulp or two). Streams are ignored: every launch
-// runs to completion before it returns. Only what the kernels use exists
+// differ from CUDA's by an ulp or two). Streams order nothing: every launch
+// runs to completion before it returns, unless a capture records it
+// (runtime.cpp has what a capture allows). Only what the kernels use exists
 // here: no atomics, __syncwarp, dynamic shared memory, cooperative groups or
 // partial-warp masks (a kernel that needs them fails to compile or reports it).
 // For out-of-bounds reads, build.py's HI_EMU_SANITIZE=1 adds AddressSanitizer.
@@ -49,7 +52,10 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <functional>
+#include <memory>
 #include <source_location>
+#include <string>
 #include <tuple>
 #include <type_traits>
 #include <utility>
@@ -78,13 +84,57 @@ inline float4 make_float4(float x, float y, float z, float w) { return {x, y, z,
 inline int4 make_int4(int x, int y, int z, int w) { return {x, y, z, w}; }
 
 // ---- runtime API ----------------------------------------------------------------
+// What the kernels' launchers use (emulator.cpp), and what the CUDA plugin's
+// host code (csrc/cuda) uses when build.py builds the whole plugin against
+// this emulation (runtime.cpp: one device, memory, streams, graphs).
 using cudaStream_t = struct CUstream_st*;
-enum cudaError_t { cudaSuccess = 0, cudaErrorInvalidConfiguration = 9, cudaErrorLaunchFailure = 719 };
+using cudaGraph_t = struct CUgraph_st*;
+using cudaGraphExec_t = struct CUgraphExec_st*;
+enum cudaError_t {
+  cudaSuccess = 0,
+  cudaErrorInvalidValue = 1,
+  cudaErrorMemoryAllocation = 2,
+  cudaErrorInvalidConfiguration = 9,
+  cudaErrorInsufficientDriver = 35,
+  cudaErrorNoDevice = 100,
+  cudaErrorInvalidDevice = 101,
+  cudaErrorLaunchFailure = 719,
+  cudaErrorStreamCaptureUnsupported = 900,
+  cudaErrorStreamCaptureInvalidated = 901,
+  cudaErrorIllegalState = 401,
+};
 enum cudaDeviceAttr { cudaDevAttrMultiProcessorCount = 16 };
-cudaError_t cudaGetLastError();  // the last launch's error, then cudaSuccess again
+enum cudaMemcpyKind { cudaMemcpyHostToDevice = 1, cudaMemcpyDeviceToHost = 2, cudaMemcpyDeviceToDevice = 3 };
+enum cudaStreamCaptureMode { cudaStreamCaptureModeGlobal = 0, cudaStreamCaptureModeThreadLocal = 1 };
+constexpr unsigned cudaStreamNonBlocking = 1;
+struct cudaDeviceProp {
+  char name[256];
+  size_t totalGlobalMem;
+  int major, minor, multiProcessorCount;
+};
+extern "C" {  // as CUDA's own cuda_runtime_api.h
+cudaError_t cudaGetLastError();  // the last error of this thread, then cudaSuccess again
 const char* cudaGetErrorString(cudaError_t e);  // for the last error: the emulator's message
 cudaError_t cudaGetDevice(int* device);
 cudaError_t cudaDeviceGetAttribute(int* value, cudaDeviceAttr attr, int device);  // SMs: hi_emu_set_sm_count
+cudaError_t cudaGetDeviceCount(int* count);
+cudaError_t cudaSetDevice(int device);
+cudaError_t cudaGetDeviceProperties(cudaDeviceProp* prop, int device);
+cudaError_t cudaMemGetInfo(size_t* free, size_t* total);
+cudaError_t cudaMalloc(void** p, size_t bytes);
+cudaError_t cudaFree(void* p);
+cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind, cudaStream_t stream);
+cudaError_t cudaMemsetAsync(void* dst, int value, size_t bytes, cudaStream_t stream);
+cudaError_t cudaStreamCreateWithFlags(cudaStream_t* stream, unsigned flags);
+cudaError_t cudaStreamDestroy(cudaStream_t stream);
+cudaError_t cudaStreamSynchronize(cudaStream_t stream);
+cudaError_t cudaStreamBeginCapture(cudaStream_t stream, cudaStreamCaptureMode mode);
+cudaError_t cudaStreamEndCapture(cudaStream_t stream, cudaGraph_t* graph);
+cudaError_t cudaGraphInstantiate(cudaGraphExec_t* exec, cudaGraph_t graph, unsigned long long flags);
+cudaError_t cudaGraphLaunch(cudaGraphExec_t exec, cudaStream_t stream);
+cudaError_t cudaGraphDestroy(cudaGraph_t graph);
+cudaError_t cudaGraphExecDestroy(cudaGraphExec_t exec);
+}
 
 // ---- the running thread -----------------------------------------------------------
 namespace hi_emu {
@@ -110,23 +160,54 @@ void shared_declared(void* p, size_t bytes);
 // Launch machinery: runs body(arg) once per thread of every block; an error
 // is left for cudaGetLastError. `name`: the kernel as the launch spells it.
 void run_grid(const char* name, dim3 grid, dim3 block, size_t shared_bytes, void (*body)(void*), void* arg);
+// Whether a launch of this shape can run; if not, leaves the error as run_grid would.
+bool valid_launch(const char* name, dim3 grid, dim3 block, size_t shared_bytes);
+// The last error of this thread, for cudaGetLastError and cudaGetErrorString.
+void set_error(cudaError_t e, const std::string& text);
+
+// A launch on `stream` (runtime.cpp): `run` runs now, or, while this thread
+// captures `stream`, is kept in the capture to run at each replay of its graph.
+void enqueue(const char* name, dim3 grid, dim3 block, size_t shared_bytes, cudaStream_t stream,
+             std::function<void()> run);
+// With device memory emulated (the whole plugin: build.py's plugin build
+// defines HI_EMU_DEVICE_MEMORY), a pointer a kernel is given must be null or
+// point into (or just past) memory from cudaMalloc: a host pointer handed to
+// a kernel fails the launch, as it would fault on a GPU. Argument `index` of
+// the launch of `name`; false (the error left) when it is neither.
+bool device_pointer(const char* name, size_t index, const void* p);
+
+template <typename Tuple, size_t... I>
+bool device_pointers(const char* name, const Tuple& args, std::index_sequence<I...>) {
+  const auto one = [name](size_t index, const auto& v) {
+    if constexpr (std::is_pointer_v<std::decay_t<decltype(v)>>) return device_pointer(name, index, v);
+    return true;
+  };
+  return (one(I, std::get<I>(args)) && ...);
+}
 
 // What build.py turns `kernel<<<grid, block, shared, stream>>>(args)` into.
 template <typename... P, typename... A>
-void launch(const char* name, dim3 grid, dim3 block, size_t shared_bytes, cudaStream_t, void (*kernel)(P...),
+void launch(const char* name, dim3 grid, dim3 block, size_t shared_bytes, cudaStream_t stream, void (*kernel)(P...),
             A&&... args) {
   // Arguments are converted to the parameter types once, as a real launch
-  // copies them; each thread gets its own copy when it is called.
+  // copies them (a recorded launch keeps its copy); each thread gets its own
+  // copy when it is called.
   struct Call {
     void (*kernel)(P...);
     std::tuple<std::decay_t<P>...> args;
-  } call{kernel, std::tuple<std::decay_t<P>...>(std::forward<A>(args)...)};
-  run_grid(name, grid, block, shared_bytes,
-           [](void* c) {
-             Call& k = *static_cast<Call*>(c);
-             std::apply(k.kernel, k.args);
-           },
-           &call);
+  };
+  auto call = std::make_shared<Call>(Call{kernel, std::tuple<std::decay_t<P>...>(std::forward<A>(args)...)});
+#ifdef HI_EMU_DEVICE_MEMORY
+  if (!device_pointers(name, call->args, std::index_sequence_for<P...>{})) return;
+#endif
+  enqueue(name, grid, block, shared_bytes, stream, [name, grid, block, shared_bytes, call] {
+    run_grid(name, grid, block, shared_bytes,
+             [](void* c) {
+               Call& k = *static_cast<Call*>(c);
+               std::apply(k.kernel, k.args);
+             },
+             call.get());
+  });
 }
 
 template <typename T>

@@ -410,12 +410,12 @@ void worker_main(Launch* L) {
   t_worker = nullptr;
 }
 
+}  // namespace
+
 void set_error(cudaError_t e, const std::string& text) {
   t_last_error = e;
   t_error_text = text;
 }
-
-}  // namespace
 
 // ---- device-side entry points ----------------------------------------------------------
 
@@ -445,30 +445,38 @@ void shared_declared(void* p, size_t bytes) {
   std::memset(p, 0xff, bytes);  // NaN floats, -1 integers: what no thread of the block wrote reads as garbage
 }
 
+namespace {
+
+std::string describe(const char* name, dim3 grid, dim3 block) {
+  return std::string("launch of ") + name + " (grid " + std::to_string(grid.x) + "x" + std::to_string(grid.y) + "x" +
+         std::to_string(grid.z) + ", block " + std::to_string(block.x) + "x" + std::to_string(block.y) + "x" +
+         std::to_string(block.z) + ")";
+}
+
+}  // namespace
+
+bool valid_launch(const char* name, dim3 grid, dim3 block, size_t shared_bytes) {
+  const uint64_t threads = uint64_t(block.x) * block.y * block.z;
+  const char* why = nullptr;
+  if (threads == 0 || threads > 1024 || grid.x == 0 || grid.y == 0 || grid.z == 0 || grid.y > 65535 ||
+      grid.z > 65535 || block.z > 64)
+    why = ": invalid configuration";
+  else if (threads % 32 != 0)
+    why = ": blocks that are not whole warps are not emulated";
+  else if (shared_bytes != 0)
+    why = ": dynamic shared memory is not emulated";
+  if (why) set_error(cudaErrorInvalidConfiguration, describe(name, grid, block) + why);
+  return !why;
+}
+
 void run_grid(const char* name, dim3 grid, dim3 block, size_t shared_bytes, void (*body)(void*), void* arg) {
   if (t_worker)
     throw std::logic_error("hi_emu: a kernel launched from a kernel (dynamic parallelism is not emulated)");
   const uint64_t launch_index = g_launches.fetch_add(1);
   t_log += name;
   t_log += '\n';
+  if (!valid_launch(name, grid, block, shared_bytes)) return;
   const uint64_t threads = uint64_t(block.x) * block.y * block.z;
-  const std::string what = std::string("launch of ") + name + " (grid " + std::to_string(grid.x) + "x" +
-                           std::to_string(grid.y) + "x" + std::to_string(grid.z) + ", block " +
-                           std::to_string(block.x) + "x" + std::to_string(block.y) + "x" + std::to_string(block.z) +
-                           ")";
-  if (threads == 0 || threads > 1024 || grid.x == 0 || grid.y == 0 || grid.z == 0 || grid.y > 65535 ||
-      grid.z > 65535 || block.z > 64) {
-    set_error(cudaErrorInvalidConfiguration, what + ": invalid configuration");
-    return;
-  }
-  if (threads % 32 != 0) {
-    set_error(cudaErrorInvalidConfiguration, what + ": blocks that are not whole warps are not emulated");
-    return;
-  }
-  if (shared_bytes != 0) {
-    set_error(cudaErrorInvalidConfiguration, what + ": dynamic shared memory is not emulated");
-    return;
-  }
   Launch L;
   L.name = name;
   L.grid = grid;
@@ -490,7 +498,7 @@ void run_grid(const char* name, dim3 grid, dim3 block, size_t shared_bytes, void
   }
   worker_main(&L);
   for (std::thread& t : pool) t.join();
-  if (!L.error.empty()) set_error(cudaErrorLaunchFailure, what + ": " + L.error);
+  if (!L.error.empty()) set_error(cudaErrorLaunchFailure, describe(name, grid, block) + ": " + L.error);
 }
 
 }  // namespace hi_emu
@@ -529,6 +537,8 @@ void hi_emu_mma_m16n8k16_s8(int (&d)[4], int a0, int a1, int b0, const std::sour
 }
 
 // ---- runtime API --------------------------------------------------------------------------
+extern "C" {
+
 cudaError_t cudaGetLastError() {
   const cudaError_t e = hi_emu::t_last_error;
   hi_emu::t_last_error = cudaSuccess;
@@ -540,16 +550,13 @@ const char* cudaGetErrorString(cudaError_t e) {
   return hi_emu::t_error_text.empty() ? "emulated launch failed" : hi_emu::t_error_text.c_str();
 }
 
-cudaError_t cudaGetDevice(int* device) {
-  *device = 0;
-  return cudaSuccess;
-}
-
 cudaError_t cudaDeviceGetAttribute(int* value, cudaDeviceAttr attr, int) {
   if (attr != cudaDevAttrMultiProcessorCount) return cudaErrorInvalidConfiguration;
   *value = hi_emu::g_sm_count.load();
   return cudaSuccess;
 }
+
+}  // extern "C"
 
 // ---- settings, for the tests (ctypes) ---------------------------------------------------------
 extern "C" {
