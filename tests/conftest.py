@@ -102,3 +102,16 @@ def cuda0() -> str:
     if why := cuda_runtime.unavailable_reason():
         pytest.skip(why)
     return "cuda:0"
+
+
+@pytest.fixture(scope="session")
+def two_cuda() -> list[str]:
+    """cuda:0 and cuda:1 (a 4090 beside a 3090); skipped with the reason when
+    there are fewer than two NVIDIA GPUs."""
+    from hetinfer import cuda_runtime
+
+    if why := cuda_runtime.unavailable_reason():
+        pytest.skip(why)
+    if (n := len(cuda_runtime.devices())) < 2:
+        pytest.skip(f"two NVIDIA GPUs are needed, {n} found")
+    return ["cuda:0", "cuda:1"]

@@ -87,6 +87,18 @@ def test_cpu_and_accelerator_split_matches_one_device(models, rng, accel, split)
     assert nmse(got, cpu_logits(path, ids)) < BOUND
 
 
+@pytest.mark.parametrize("split", ["layer", "row"])
+def test_two_cuda_devices_split_matches_the_cpu(models, rng, two_cuda, split):
+    """One model over two GPUs, by layers (each stage's steps recorded on its
+    own GPU, from its own thread) or by rows (slices through the host)."""
+    path = models("qwen3", "Q4_K_M")
+    with Model(path, devices=two_cuda, split=split, tensor_split=[1, 1], n_ctx=64, n_batch=8) as m:
+        ids = prompt(rng, m.n_vocab)
+        got = np.concatenate([m.prefill(ids[:24], all_logits=True),
+                              *(m.prefill([t], start=24 + i) for i, t in enumerate(ids[24:]))])
+    assert nmse(got, cpu_logits(path, ids)) < BOUND
+
+
 def test_planned_bytes_are_what_the_device_holds(models, rng, accel):
     path = models("gemma3", "Q4_K_M")
     with Model(path, devices=[accel], n_ctx=32, n_parallel=2, n_batch=8) as m:

@@ -26,18 +26,10 @@ std::string raised(const std::string& device, cudaError_t e, const char* what) {
   return device + ": " + what + " failed: " + cudaGetErrorString(e);
 }
 
-// Makes device `ordinal` current on the calling thread, and leaves it so:
-// restoring the thread's previous device would make GPU 0 current (and start
-// its context) on every thread that never chose one, as cudaGetDevice says 0
-// there; hetinfer makes its device current before each call it makes. A
-// failure is returned, and cleared from the thread's last error so that no
-// later launch reports it as its own.
-cudaError_t make_current(int ordinal) {
-  int now = -1;
-  if (cudaGetDevice(&now) == cudaSuccess && now == ordinal) return cudaSuccess;
-  const cudaError_t e = cudaSetDevice(ordinal);
+// For calls whose failure nothing can report (destructors, releases): it is
+// dropped, not left as the thread's last error for a later launch to report.
+void quietly(cudaError_t e) {
   if (e != cudaSuccess) (void)cudaGetLastError();
-  return e;
 }
 
 // A decode step captured as a CUDA graph, replayed on the device's stream.
@@ -46,9 +38,9 @@ class GraphRecording : public Device::Recording {
   GraphRecording(cudaGraphExec_t exec, cudaStream_t stream, int ordinal, std::string device)
       : exec_(exec), stream_(stream), ordinal_(ordinal), device_(std::move(device)) {}
   ~GraphRecording() override {
-    (void)make_current(ordinal_);
-    cudaStreamSynchronize(stream_);  // a replay may still be running
-    cudaGraphExecDestroy(exec_);
+    quietly(make_current(ordinal_));
+    quietly(cudaStreamSynchronize(stream_));  // a replay may still be running
+    quietly(cudaGraphExecDestroy(exec_));
   }
   void replay() override {
     cudaError_t e = make_current(ordinal_);
@@ -81,6 +73,18 @@ struct CaptureFailed : std::runtime_error {
 };
 
 }  // namespace
+
+// Restoring the thread's previous device instead would make GPU 0 current
+// (and start its context) on every thread that never chose one, as
+// cudaGetDevice says 0 there; hetinfer makes its device current before each
+// call it makes.
+cudaError_t make_current(int ordinal) {
+  int now = -1;
+  if (cudaGetDevice(&now) == cudaSuccess && now == ordinal) return cudaSuccess;
+  const cudaError_t e = cudaSetDevice(ordinal);
+  quietly(e);
+  return e;
+}
 
 void CudaDevice::check(cudaError_t e, const char* what) const {
   if (e != cudaSuccess) throw std::runtime_error(raised(name(), e, what));
@@ -116,9 +120,9 @@ CudaDevice::CudaDevice(int ordinal, std::string name, size_t cap)
 }
 
 CudaDevice::~CudaDevice() {
-  (void)make_current(ordinal_);
-  cudaStreamSynchronize(stream_);  // nothing can be reported from a destructor
-  cudaStreamDestroy(stream_);
+  quietly(make_current(ordinal_));
+  quietly(cudaStreamSynchronize(stream_));  // nothing can be reported from a destructor
+  quietly(cudaStreamDestroy(stream_));
 }
 
 std::unique_ptr<Device::Binding> CudaDevice::bind() {
@@ -130,13 +134,15 @@ void* CudaDevice::raw_allocate(size_t bytes) {
   void* p = nullptr;
   // Null on failure: Device::allocate reports it with the kind and size.
   if (make_current(ordinal_) != cudaSuccess) return nullptr;
-  return cudaMalloc(&p, align_up(bytes)) == cudaSuccess ? p : (cudaGetLastError(), nullptr);
+  const cudaError_t e = cudaMalloc(&p, align_up(bytes));
+  quietly(e);
+  return e == cudaSuccess ? p : nullptr;
 }
 
 void CudaDevice::raw_release(void* p) {
-  (void)make_current(ordinal_);
-  cudaStreamSynchronize(stream_);  // queued ops may still use it
-  cudaFree(p);
+  quietly(make_current(ordinal_));
+  quietly(cudaStreamSynchronize(stream_));  // queued ops may still use it
+  quietly(cudaFree(p));
 }
 
 void CudaDevice::to_device(void* dst, const void* host, size_t bytes) {

@@ -16,6 +16,11 @@
 
 namespace hi {
 
+// Makes CUDA device `ordinal` current on the calling thread and leaves it so.
+// A failure is returned, and cleared from the thread's last error so that no
+// later launch reports it as its own.
+cudaError_t make_current(int ordinal);
+
 class CudaDevice : public Device {
  public:
   // ordinal: the CUDA device number (cuda:N is device N of the runtime).

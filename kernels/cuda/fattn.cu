@@ -133,6 +133,12 @@ struct AttnArgs {
   bool k_vec, v_vec;
 };
 
+#ifdef HI_CUDA_EMULATOR  // tests/cuda_emulator checks that a launch's pointers are device memory
+inline std::vector<const void*> hi_emu_pointers(const AttnArgs& a) {
+  return {a.q, a.out, a.k, a.v, a.cells, a.begin, a.end, a.parts};
+}
+#endif
+
 __device__ __forceinline__ float finish_score(float s, float scale, float softcap) {
   s *= scale;
   if (softcap > 0.0f) s = softcap * tanhf(s / softcap);

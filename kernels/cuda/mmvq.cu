@@ -45,6 +45,14 @@ struct MatvecOuts {
   }
 };
 
+#ifdef HI_CUDA_EMULATOR  // tests/cuda_emulator checks that a launch's pointers are device memory
+inline std::vector<const void*> hi_emu_pointers(const MatvecOuts& o) {
+  std::vector<const void*> p;
+  for (int i = 0; i < o.count; ++i) p.insert(p.end(), {o.w[i], o.y[i]});
+  return p;
+}
+#endif
+
 // a[p] with constant indices only: the arguments stay in the constant bank (a
 // computed index would copy them to local memory), and nothing of a product
 // but its index is held in registers through the kernel's loops.

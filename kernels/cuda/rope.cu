@@ -32,6 +32,10 @@ struct InvFreq {
   float v[kMaxPairs];  // (n_rot / 2,) used
 };
 
+#ifdef HI_CUDA_EMULATOR  // tests/cuda_emulator checks that a launch's pointers are device memory
+inline std::vector<const void*> hi_emu_pointers(const InvFreq&) { return {}; }
+#endif
+
 // Heads [0, n_heads) of a token are x's, [n_heads, n_heads + n_heads2) x2's.
 __global__ void __launch_bounds__(kThreads) rope_kernel(float* x, int64_t n_heads, float* x2, int64_t n_heads2,
                                                         const int32_t* pos, int64_t n_tokens, int64_t head_dim,

@@ -131,6 +131,10 @@ struct SetTable {
   int64_t cols, chunks, row_bytes;  // chunks: 32-value chunks a row
 };
 
+#ifdef HI_CUDA_EMULATOR  // tests/cuda_emulator checks that a launch's pointers are device memory
+inline std::vector<const void*> hi_emu_pointers(const SetTable& t) { return {t.table, t.src}; }
+#endif
+
 __global__ void __launch_bounds__(kSetThreads) set_rows_kernel(const SetTable a, const SetTable b,
                                                                const int32_t* ids, int64_t n) {
   const int lane = int(threadIdx.x) % kWarp;

@@ -40,9 +40,6 @@ KERNELS = ROOT / "kernels" / "cuda"
 # Host sources linked in: qtype_info (matmul.cu, rows.cu) and the CPU's own
 # activation quantiser (the reference of quantize_act's blocks).
 HOST_SOURCES = [ROOT / "csrc" / "qtypes.cpp", ROOT / "csrc" / "cpu" / "act_q8.cpp"]
-# The plugin's host sources, as CMakeLists.txt's hetinfer_cuda target lists them.
-PLUGIN_SOURCES = [ROOT / "csrc" / f for f in ("cuda/cuda_device.cpp", "cuda/cuda_plugin.cpp", "cpu/matmul_scratch.cpp",
-                                              "device/device.cpp", "device/planar_rows.cpp", "qtypes.cpp")]
 INCLUDES = [HERE, ROOT / "kernels" / "common", KERNELS, ROOT / "kernels", ROOT / "csrc", ROOT / "csrc" / "device"]
 FLAGS = ["-std=c++20", "-O1", "-fPIC", "-pthread", "-ffp-contract=off", "-fno-strict-aliasing",
          "-DHI_CUDA_EMULATOR=1", "-Wall", "-Wno-unknown-pragmas", "-Wno-unused-function"]
@@ -181,6 +178,15 @@ def rewrite(src: str, name: str = "<source>") -> tuple[str, int, int]:
     return "".join(out), n_launches, len(edits) - n_launches
 
 
+def plugin_sources() -> list[Path]:
+    """The CUDA plugin's host sources: those CMakeLists.txt's hetinfer_cuda target lists."""
+    text = (ROOT / "CMakeLists.txt").read_text()
+    target = re.search(r"add_library\(hetinfer_cuda MODULE(.*?)\)", text, re.S)
+    if not target:
+        raise ValueError("CMakeLists.txt: no add_library(hetinfer_cuda MODULE ...)")
+    return [ROOT / f for f in target.group(1).split() if f.endswith(".cpp")]
+
+
 def sanitized() -> bool:
     """Whether HI_EMU_SANITIZE asks for an AddressSanitizer build."""
     return os.environ.get("HI_EMU_SANITIZE", "") not in ("", "0")
@@ -210,7 +216,8 @@ def build(out_dir: Path, jobs: int | None = None, plugin: bool = False) -> Path:
     gen = out_dir / "gen"
     gen.mkdir(parents=True, exist_ok=True)
     sources: list[Path] = []
-    kernels = sorted(KERNELS.glob("*.cu")) + ([] if plugin else [HERE / "entry.cpp"])  # entry.cpp: test kernels
+    # Test kernels: entry.cpp's C entry points, probe.cu's launches for the plugin's checks.
+    kernels = sorted(KERNELS.glob("*.cu")) + [HERE / ("probe.cu" if plugin else "entry.cpp")]
     for cu in kernels:
         src = cu.read_text()
         text, launches, _ = rewrite(src, cu.name)
@@ -219,7 +226,7 @@ def build(out_dir: Path, jobs: int | None = None, plugin: bool = False) -> Path:
         dst = gen / (cu.stem + ".cpp")
         dst.write_text(f'#line 1 "{cu}"\n' + text)
         sources.append(dst)
-    sources += [HERE / "emulator.cpp", HERE / "runtime.cpp", *(PLUGIN_SOURCES if plugin else HOST_SOURCES)]
+    sources += [HERE / "emulator.cpp", HERE / "runtime.cpp", *(plugin_sources() if plugin else HOST_SOURCES)]
     defines = ["-DHI_EMU_DEVICE_MEMORY=1"] if plugin else []
     objs = [out_dir / f"{i:02d}_{s.stem}.o" for i, s in enumerate(sources)]
     # Biggest first (attention, the matmuls) so the pool ends together.

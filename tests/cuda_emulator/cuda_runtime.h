@@ -59,6 +59,7 @@
 #include <tuple>
 #include <type_traits>
 #include <utility>
+#include <vector>
 
 // ---- qualifiers ---------------------------------------------------------------
 #define __global__
@@ -101,6 +102,7 @@ enum cudaError_t {
   cudaErrorLaunchFailure = 719,
   cudaErrorStreamCaptureUnsupported = 900,
   cudaErrorStreamCaptureInvalidated = 901,
+  cudaErrorInvalidResourceHandle = 400,
   cudaErrorIllegalState = 401,
 };
 enum cudaDeviceAttr { cudaDevAttrMultiProcessorCount = 16 };
@@ -171,15 +173,28 @@ void enqueue(const char* name, dim3 grid, dim3 block, size_t shared_bytes, cudaS
              std::function<void()> run);
 // With device memory emulated (the whole plugin: build.py's plugin build
 // defines HI_EMU_DEVICE_MEMORY), a pointer a kernel is given must be null or
-// point into (or just past) memory from cudaMalloc: a host pointer handed to
-// a kernel fails the launch, as it would fault on a GPU. Argument `index` of
-// the launch of `name`; false (the error left) when it is neither.
+// point into (or just past) memory from cudaMalloc on the current device: a
+// host pointer, or another GPU's memory, fails the launch, as it would fault
+// on a GPU. Argument `index` of the launch of `name`; false (the error left)
+// when it is neither.
 bool device_pointer(const char* name, size_t index, const void* p);
 
+// The pointers in a kernel's struct argument are checked too: the file that
+// defines the struct lists them, under HI_CUDA_EMULATOR, in a function found
+// by argument-dependent lookup,
+//   std::vector<const void*> hi_emu_pointers(const S&);
+// (empty for a struct of no pointers). A struct argument without one does
+// not compile in the plugin build, so a new struct cannot slip past.
 template <typename Tuple, size_t... I>
 bool device_pointers(const char* name, const Tuple& args, std::index_sequence<I...>) {
   const auto one = [name](size_t index, const auto& v) {
-    if constexpr (std::is_pointer_v<std::decay_t<decltype(v)>>) return device_pointer(name, index, v);
+    using T = std::decay_t<decltype(v)>;
+    if constexpr (std::is_pointer_v<T>) {
+      return device_pointer(name, index, v);
+    } else if constexpr (std::is_class_v<T>) {
+      for (const void* p : hi_emu_pointers(v))
+        if (!device_pointer(name, index, p)) return false;
+    }
     return true;
   };
   return (one(I, std::get<I>(args)) && ...);
@@ -201,6 +216,10 @@ void launch(const char* name, dim3 grid, dim3 block, size_t shared_bytes, cudaSt
   if (!device_pointers(name, call->args, std::index_sequence_for<P...>{})) return;
 #endif
   enqueue(name, grid, block, shared_bytes, stream, [name, grid, block, shared_bytes, call] {
+#ifdef HI_EMU_DEVICE_MEMORY
+    // Again when it runs: at a replay of a graph, memory it was given may be gone.
+    if (!device_pointers(name, call->args, std::index_sequence_for<P...>{})) return;
+#endif
     run_grid(name, grid, block, shared_bytes,
              [](void* c) {
                Call& k = *static_cast<Call*>(c);

@@ -50,6 +50,7 @@ std::atomic<uint64_t> g_launches{0};  // since the seed was set: launch i's orde
 // ---- per host thread: the last error and the kernels launched -------------------------
 thread_local cudaError_t t_last_error = cudaSuccess;
 thread_local std::string t_error_text;
+thread_local cudaError_t t_error_code = cudaSuccess;  // the error t_error_text is about
 thread_local std::string t_log;  // kernel names, one a line, since hi_emu_take_log
 
 // ---- fibre stacks -----------------------------------------------------------------
@@ -413,7 +414,7 @@ void worker_main(Launch* L) {
 }  // namespace
 
 void set_error(cudaError_t e, const std::string& text) {
-  t_last_error = e;
+  t_last_error = t_error_code = e;
   t_error_text = text;
 }
 
@@ -547,7 +548,10 @@ cudaError_t cudaGetLastError() {
 
 const char* cudaGetErrorString(cudaError_t e) {
   if (e == cudaSuccess) return "no error";
-  return hi_emu::t_error_text.empty() ? "emulated launch failed" : hi_emu::t_error_text.c_str();
+  if (e == hi_emu::t_error_code && !hi_emu::t_error_text.empty()) return hi_emu::t_error_text.c_str();
+  thread_local std::string generic;
+  generic = "CUDA error " + std::to_string(int(e)) + " (the emulation's last message was about another)";
+  return generic.c_str();
 }
 
 cudaError_t cudaDeviceGetAttribute(int* value, cudaDeviceAttr attr, int) {

@@ -1,5 +1,6 @@
-// The CUDA runtime of the emulation, beyond launches (emulator.cpp): one
-// device, its memory, streams, and graphs captured from a stream. Enough for
+// The CUDA runtime of the emulation, beyond launches (emulator.cpp): devices
+// (HI_EMU_DEVICES of them, default 1), their memory, streams, and graphs
+// captured from a stream. Enough for
 // the whole CUDA plugin (csrc/cuda) to run on the CPU when build.py builds it
 // against this folder. Test machinery only.
 //
@@ -11,13 +12,22 @@
 //     nothing wrote shows; a copy or memset must lie inside one allocation, on
 //     the side its kind names (a device pointer where the host is named is an
 //     error too); cudaFree of what cudaMalloc did not give is an error;
-//   - capture (cudaStreamBeginCapture ... EndCapture, thread-local or global
-//     mode alike): launches, device-to-device copies and memsets on the
-//     captured stream are recorded, not run; a copy to or from the host, a
-//     synchronisation of the stream, cudaMalloc or cudaFree on the capturing
-//     thread, or work on the legacy stream (null) there, are errors that
-//     invalidate the capture, so EndCapture fails, as CUDA's rules for
-//     captures in those modes say; a graph replays its recorded work in order.
+//   - devices: each thread has its current device (0 until cudaSetDevice); a
+//     stream belongs to the device current when it was made, memory to the
+//     one current at cudaMalloc; a kernel must be launched on a stream of the
+//     current device, and its pointer arguments must be that device's memory
+//     (no peer access: another GPU's memory would fault);
+//   - capture (cudaStreamBeginCapture ... EndCapture, thread-local mode, the
+//     one CudaDevice uses): launches, device-to-device copies and memsets on
+//     the captured stream, from any thread, are recorded, not run; a copy to
+//     or from the host on it, its synchronisation, cudaMalloc or cudaFree on
+//     the capturing thread, or work on the legacy stream (null) there, are
+//     errors that invalidate the capture, so EndCapture fails, as CUDA's rules
+//     say; a graph replays its recorded work in order, checking the memory
+//     each piece touches again (it may have been freed since the capture).
+// Not emulated: sticky errors (after a kernel fault every CUDA call fails on
+// a GPU; here the next call starts afresh), asynchrony (see above), peer
+// access between devices, the global and relaxed capture modes.
 #include <algorithm>
 #include <atomic>
 #include <cstdio>
@@ -26,13 +36,14 @@
 #include <map>
 #include <mutex>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "cuda_runtime.h"
 
-// A stream: the capture it is in, if any.
+// A stream: its device, and the capture it is in, if any.
 struct CUstream_st {
+  int device = 0;
+  std::mutex mutex;  // for what follows: any thread may queue work on a stream
   bool capturing = false;
   bool invalidated = false;  // a forbidden call happened during the capture
   std::string why;           // the first such call
@@ -49,12 +60,18 @@ namespace hi_emu {
 
 namespace {
 
-constexpr size_t kDeviceBytes = size_t(8) << 30;  // what cudaMemGetInfo reports as the device's total
+constexpr size_t kDeviceBytes = size_t(8) << 30;  // what cudaMemGetInfo reports as each device's total
 constexpr size_t kAlignment = 256;                // cudaMalloc's
+constexpr int kMaxDevices = 8;
 
+struct Allocation {
+  size_t bytes;  // asked for
+  int device;
+};
 std::mutex g_memory_mutex;
-std::map<uintptr_t, size_t> g_allocations;  // start -> bytes asked for
-size_t g_allocated = 0;
+std::map<uintptr_t, Allocation> g_allocations;  // by start
+size_t g_allocated[kMaxDevices] = {};           // bytes held on each device, rounded as cudaMalloc rounds
+thread_local int t_device = 0;                  // the calling thread's current device
 thread_local CUstream_st* t_capturing = nullptr;  // the stream this thread captures
 std::atomic<int64_t> g_captures{0}, g_replays{0};   // graphs captured whole, graph launches (hi_emu_graph_counts)
 
@@ -65,32 +82,59 @@ cudaError_t fail(cudaError_t e, const std::string& text) {
   return e;
 }
 
-// The allocation holding [p, p + bytes), or false. bytes 0: p may be its end.
-bool in_device_memory(const void* p, size_t bytes) {
+int device_count() {
+  static const int count = [] {
+    const char* v = std::getenv("HI_EMU_DEVICES");
+    return v ? std::clamp(std::atoi(v), 1, kMaxDevices) : 1;
+  }();
+  return count;
+}
+
+cudaError_t check_device(int device, const char* what) {
+  if (device >= 0 && device < device_count()) return cudaSuccess;
+  return fail(cudaErrorInvalidDevice, std::string(what) + "(" + std::to_string(device) + "): the emulation has " +
+                                          std::to_string(device_count()) + " device(s) (HI_EMU_DEVICES)");
+}
+
+// The device whose allocation holds [p, p + bytes), or -1. bytes 0: p may be its end.
+int device_of(const void* p, size_t bytes) {
   const uintptr_t a = reinterpret_cast<uintptr_t>(p);
   std::lock_guard<std::mutex> lock(g_memory_mutex);
   auto it = g_allocations.upper_bound(a);
-  if (it == g_allocations.begin()) return false;
+  if (it == g_allocations.begin()) return -1;
   --it;
-  return a >= it->first && a - it->first <= it->second && bytes <= it->second - (a - it->first);
+  const size_t size = it->second.bytes;
+  return a - it->first <= size && bytes <= size - (a - it->first) ? it->second.device : -1;
 }
 
-// A call this thread may not make while it captures: the capture is invalidated.
-cudaError_t forbidden_in_capture(const std::string& what) {
-  CUstream_st* s = t_capturing;
-  if (!s->invalidated) s->why = what;
-  s->invalidated = true;
-  return fail(cudaErrorStreamCaptureUnsupported, what + " while the thread captures a stream");
+bool in_device_memory(const void* p, size_t bytes) { return device_of(p, bytes) >= 0; }
+
+bool capturing(cudaStream_t s) {
+  if (!s) return false;
+  std::lock_guard<std::mutex> lock(s->mutex);
+  return s->capturing;
 }
 
-// Runs `work` now, or records it when `stream` is the one this thread captures.
+// A call CUDA forbids during the capture of `s`: the capture is invalidated.
+cudaError_t forbidden_in_capture(CUstream_st* s, const std::string& what) {
+  {
+    std::lock_guard<std::mutex> lock(s->mutex);
+    if (!s->invalidated) s->why = what;
+    s->invalidated = true;
+  }
+  return fail(cudaErrorStreamCaptureUnsupported, what + " during the capture of a stream");
+}
+
+// Runs `work` now, or records it when `stream` is being captured.
 cudaError_t submit(cudaStream_t stream, const std::string& what, std::function<cudaError_t()> work) {
-  if (t_capturing) {
-    if (stream == t_capturing) {
-      t_capturing->work.push_back(std::move(work));
+  if (stream) {
+    std::unique_lock<std::mutex> lock(stream->mutex);
+    if (stream->capturing) {
+      stream->work.push_back(std::move(work));
       return cudaSuccess;
     }
-    if (!stream) return forbidden_in_capture(what + " on the legacy stream");
+  } else if (t_capturing) {
+    return forbidden_in_capture(t_capturing, what + " on the legacy stream");
   }
   return work();
 }
@@ -101,13 +145,35 @@ std::string hex(const void* p) {
   return buf;
 }
 
+// Whether a copy of `bytes` lies where `kind` says: inside one allocation on
+// each device side, outside all of them on a host side; else the error.
+cudaError_t check_copy(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind, const std::string& what) {
+  const bool dst_device = kind != cudaMemcpyDeviceToHost, src_device = kind != cudaMemcpyHostToDevice;
+  if (in_device_memory(dst, bytes) == dst_device && in_device_memory(src, bytes) == src_device) return cudaSuccess;
+  return fail(cudaErrorInvalidValue, what + ": the range " + hex(src) + " -> " + hex(dst) +
+                                         " does not lie where the kind says (inside one allocation on the device)");
+}
+
+cudaError_t check_set(void* dst, size_t bytes) {
+  if (in_device_memory(dst, bytes)) return cudaSuccess;
+  return fail(cudaErrorInvalidValue, "cudaMemsetAsync of " + std::to_string(bytes) + " bytes at " + hex(dst) +
+                                         ": not inside one allocation on the device");
+}
+
 }  // namespace
 
 void enqueue(const char* name, dim3 grid, dim3 block, size_t shared_bytes, cudaStream_t stream,
              std::function<void()> run) {
-  if (t_capturing && stream == t_capturing && !valid_launch(name, grid, block, shared_bytes)) {
-    if (!t_capturing->invalidated) t_capturing->why = std::string("an invalid launch of ") + name;
-    t_capturing->invalidated = true;  // the launch's own error is left for its check
+  if (stream && stream->device != t_device) {
+    set_error(cudaErrorInvalidResourceHandle, std::string("launch of ") + name + " on a stream of device " +
+                                                  std::to_string(stream->device) + " while device " +
+                                                  std::to_string(t_device) + " is current");
+    return;
+  }
+  if (capturing(stream) && !valid_launch(name, grid, block, shared_bytes)) {
+    const std::string error = cudaGetErrorString(cudaErrorInvalidConfiguration);
+    forbidden_in_capture(stream, std::string("an invalid launch of ") + name);
+    set_error(cudaErrorInvalidConfiguration, error);  // the launch's own error is the one its check reports
     return;
   }
   const cudaError_t e = submit(stream, std::string("a launch of ") + name, [run = std::move(run)] {
@@ -118,9 +184,12 @@ void enqueue(const char* name, dim3 grid, dim3 block, size_t shared_bytes, cudaS
 }
 
 bool device_pointer(const char* name, size_t index, const void* p) {
-  if (!p || in_device_memory(p, 0)) return true;
-  set_error(cudaErrorInvalidValue, std::string("launch of ") + name + ": argument " + std::to_string(index) + " (" +
-                                       hex(p) + ") is not device memory");
+  const int device = p ? device_of(p, 0) : t_device;
+  if (device == t_device) return true;
+  set_error(cudaErrorInvalidValue, std::string("launch of ") + name + " on device " + std::to_string(t_device) +
+                                       ": argument " + std::to_string(index) + " (" + hex(p) + ") is " +
+                                       (device < 0 ? "not device memory" : "memory of device " +
+                                                                               std::to_string(device)));
   return false;
 }
 
@@ -133,21 +202,23 @@ using hi_emu::t_capturing;
 extern "C" {
 
 cudaError_t cudaGetDeviceCount(int* count) {
-  *count = 1;
+  *count = hi_emu::device_count();
   return cudaSuccess;
 }
 
 cudaError_t cudaGetDevice(int* device) {
-  *device = 0;
+  *device = hi_emu::t_device;
   return cudaSuccess;
 }
 
 cudaError_t cudaSetDevice(int device) {
-  return device == 0 ? cudaSuccess : fail(cudaErrorInvalidDevice, "cudaSetDevice: the emulation has device 0 only");
+  if (const cudaError_t e = hi_emu::check_device(device, "cudaSetDevice"); e != cudaSuccess) return e;
+  hi_emu::t_device = device;
+  return cudaSuccess;
 }
 
 cudaError_t cudaGetDeviceProperties(cudaDeviceProp* prop, int device) {
-  if (device != 0) return fail(cudaErrorInvalidDevice, "cudaGetDeviceProperties: the emulation has device 0 only");
+  if (const cudaError_t e = hi_emu::check_device(device, "cudaGetDeviceProperties"); e != cudaSuccess) return e;
   *prop = cudaDeviceProp{};
   std::snprintf(prop->name, sizeof prop->name, "hetinfer CUDA emulator");
   prop->totalGlobalMem = hi_emu::kDeviceBytes;
@@ -159,17 +230,17 @@ cudaError_t cudaGetDeviceProperties(cudaDeviceProp* prop, int device) {
 cudaError_t cudaMemGetInfo(size_t* free, size_t* total) {
   std::lock_guard<std::mutex> lock(hi_emu::g_memory_mutex);
   *total = hi_emu::kDeviceBytes;
-  *free = hi_emu::kDeviceBytes - std::min(hi_emu::g_allocated, hi_emu::kDeviceBytes);
+  *free = hi_emu::kDeviceBytes - std::min(hi_emu::g_allocated[hi_emu::t_device], hi_emu::kDeviceBytes);
   return cudaSuccess;
 }
 
 cudaError_t cudaMalloc(void** p, size_t bytes) {
   *p = nullptr;
-  if (t_capturing) return hi_emu::forbidden_in_capture("cudaMalloc");
+  if (t_capturing) return hi_emu::forbidden_in_capture(t_capturing, "cudaMalloc");
   const size_t rounded = hi_emu::rounded(bytes);
   {
     std::lock_guard<std::mutex> lock(hi_emu::g_memory_mutex);
-    if (rounded > hi_emu::kDeviceBytes - std::min(hi_emu::g_allocated, hi_emu::kDeviceBytes))
+    if (rounded > hi_emu::kDeviceBytes - std::min(hi_emu::g_allocated[hi_emu::t_device], hi_emu::kDeviceBytes))
       return fail(cudaErrorMemoryAllocation, "cudaMalloc: out of memory");
   }
   // The bytes asked for exactly, so that AddressSanitizer (build.py's
@@ -179,21 +250,21 @@ cudaError_t cudaMalloc(void** p, size_t bytes) {
     return fail(cudaErrorMemoryAllocation, "cudaMalloc: out of host memory");
   std::memset(q, 0xff, bytes);  // what nothing wrote reads as NaN
   std::lock_guard<std::mutex> lock(hi_emu::g_memory_mutex);
-  hi_emu::g_allocations[reinterpret_cast<uintptr_t>(q)] = bytes;
-  hi_emu::g_allocated += rounded;
+  hi_emu::g_allocations[reinterpret_cast<uintptr_t>(q)] = {bytes, hi_emu::t_device};
+  hi_emu::g_allocated[hi_emu::t_device] += rounded;
   *p = q;
   return cudaSuccess;
 }
 
 cudaError_t cudaFree(void* p) {
   if (!p) return cudaSuccess;
-  if (t_capturing) return hi_emu::forbidden_in_capture("cudaFree");
+  if (t_capturing) return hi_emu::forbidden_in_capture(t_capturing, "cudaFree");
   {
     std::lock_guard<std::mutex> lock(hi_emu::g_memory_mutex);
     auto it = hi_emu::g_allocations.find(reinterpret_cast<uintptr_t>(p));
     if (it == hi_emu::g_allocations.end())
       return fail(cudaErrorInvalidValue, "cudaFree(" + hi_emu::hex(p) + "): not memory from cudaMalloc");
-    hi_emu::g_allocated -= hi_emu::rounded(it->second);
+    hi_emu::g_allocated[it->second.device] -= hi_emu::rounded(it->second.bytes);
     hi_emu::g_allocations.erase(it);
   }
   std::free(p);
@@ -201,27 +272,27 @@ cudaError_t cudaFree(void* p) {
 }
 
 cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind, cudaStream_t stream) {
-  const bool dst_device = kind != cudaMemcpyDeviceToHost, src_device = kind != cudaMemcpyHostToDevice;
-  const std::string what = std::string("cudaMemcpyAsync of ") + std::to_string(bytes) + " bytes " +
-                           (src_device ? "from the device" : "from the host") +
-                           (dst_device ? " to the device" : " to the host");
   if (kind < cudaMemcpyHostToDevice || kind > cudaMemcpyDeviceToDevice)
     return fail(cudaErrorInvalidValue, "cudaMemcpyAsync: an unemulated kind");
-  if (in_device_memory(dst, bytes) != dst_device || in_device_memory(src, bytes) != src_device)
-    return fail(cudaErrorInvalidValue, what + ": the range " + hi_emu::hex(src) + " -> " + hi_emu::hex(dst) +
-                                           " does not lie where the kind says (inside one allocation on the device)");
-  if (kind != cudaMemcpyDeviceToDevice && t_capturing) return hi_emu::forbidden_in_capture(what);
+  const std::string what = std::string("cudaMemcpyAsync of ") + std::to_string(bytes) + " bytes " +
+                           (kind == cudaMemcpyHostToDevice ? "from the host" : "from the device") +
+                           (kind == cudaMemcpyDeviceToHost ? " to the host" : " to the device");
+  if (const cudaError_t e = hi_emu::check_copy(dst, src, bytes, kind, what); e != cudaSuccess) return e;
+  if (kind != cudaMemcpyDeviceToDevice) {
+    if (hi_emu::capturing(stream)) return hi_emu::forbidden_in_capture(stream, what);
+    if (!stream && t_capturing) return hi_emu::forbidden_in_capture(t_capturing, what + " on the legacy stream");
+  }
   return hi_emu::submit(stream, what, [=] {
+    if (const cudaError_t e = hi_emu::check_copy(dst, src, bytes, kind, what); e != cudaSuccess) return e;
     std::memmove(dst, src, bytes);
     return cudaSuccess;
   });
 }
 
 cudaError_t cudaMemsetAsync(void* dst, int value, size_t bytes, cudaStream_t stream) {
-  if (!in_device_memory(dst, bytes))
-    return fail(cudaErrorInvalidValue, "cudaMemsetAsync of " + std::to_string(bytes) + " bytes at " + hi_emu::hex(dst) +
-                                           ": not inside one allocation on the device");
+  if (const cudaError_t e = hi_emu::check_set(dst, bytes); e != cudaSuccess) return e;
   return hi_emu::submit(stream, "cudaMemsetAsync", [=] {
+    if (const cudaError_t e = hi_emu::check_set(dst, bytes); e != cudaSuccess) return e;
     std::memset(dst, value, bytes);
     return cudaSuccess;
   });
@@ -229,25 +300,32 @@ cudaError_t cudaMemsetAsync(void* dst, int value, size_t bytes, cudaStream_t str
 
 cudaError_t cudaStreamCreateWithFlags(cudaStream_t* stream, unsigned) {
   *stream = new CUstream_st;
+  (*stream)->device = hi_emu::t_device;
   return cudaSuccess;
 }
 
 cudaError_t cudaStreamDestroy(cudaStream_t stream) {
-  if (stream && stream->capturing) return fail(cudaErrorIllegalState, "cudaStreamDestroy of a stream being captured");
+  if (hi_emu::capturing(stream)) return fail(cudaErrorIllegalState, "cudaStreamDestroy of a stream being captured");
   delete stream;
   return cudaSuccess;
 }
 
 cudaError_t cudaStreamSynchronize(cudaStream_t stream) {
-  if (t_capturing && (stream == t_capturing || !stream)) return hi_emu::forbidden_in_capture("cudaStreamSynchronize");
+  if (hi_emu::capturing(stream)) return hi_emu::forbidden_in_capture(stream, "cudaStreamSynchronize");
+  if (!stream && t_capturing) return hi_emu::forbidden_in_capture(t_capturing, "cudaStreamSynchronize(legacy)");
   return cudaSuccess;  // everything ran when it was queued
 }
 
-cudaError_t cudaStreamBeginCapture(cudaStream_t stream, cudaStreamCaptureMode) {
+cudaError_t cudaStreamBeginCapture(cudaStream_t stream, cudaStreamCaptureMode mode) {
   if (!stream) return fail(cudaErrorStreamCaptureUnsupported, "cudaStreamBeginCapture of the legacy stream");
-  if (t_capturing || stream->capturing)
-    return fail(cudaErrorIllegalState, "cudaStreamBeginCapture: a capture is already in progress");
-  *stream = CUstream_st{};
+  if (mode != cudaStreamCaptureModeThreadLocal)
+    return fail(cudaErrorInvalidValue, "cudaStreamBeginCapture: only the thread-local mode is emulated");
+  if (t_capturing) return fail(cudaErrorIllegalState, "cudaStreamBeginCapture: this thread already captures a stream");
+  std::lock_guard<std::mutex> lock(stream->mutex);
+  if (stream->capturing) return fail(cudaErrorIllegalState, "cudaStreamBeginCapture: the stream is being captured");
+  stream->invalidated = false;
+  stream->why.clear();
+  stream->work.clear();
   stream->capturing = true;
   t_capturing = stream;
   return cudaSuccess;
@@ -258,6 +336,7 @@ cudaError_t cudaStreamEndCapture(cudaStream_t stream, cudaGraph_t* graph) {
   if (!stream || stream != t_capturing)
     return fail(cudaErrorIllegalState, "cudaStreamEndCapture of a stream this thread does not capture");
   t_capturing = nullptr;
+  std::unique_lock<std::mutex> lock(stream->mutex);
   stream->capturing = false;
   std::vector<std::function<cudaError_t()>> work = std::move(stream->work);
   stream->work.clear();
