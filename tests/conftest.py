@@ -1,8 +1,9 @@
 """Shared fixtures: fresh random generators, the real Gemma 3 270M file.
 
-HETINFER_TEST_CUDA=emulated makes cuda:0 the whole CUDA plugin built against
-the CPU emulation of CUDA (tests/cuda_emulator), for a run without a GPU of
-the tests that take cuda:0 (tests/test_cuda_emulated_plugin.py runs them so)."""
+HETINFER_TEST_CUDA=emulated makes cuda:N the whole CUDA plugin built against
+the CPU emulation of CUDA (tests/cuda_emulator; HI_EMU_DEVICES GPUs), for a
+run without a GPU of the tests that take cuda:N
+(tests/test_cuda_emulated_plugin.py runs them so)."""
 
 from __future__ import annotations
 

@@ -1,11 +1,11 @@
 """The whole CUDA plugin (csrc/cuda with kernels/cuda) on the CPU emulation of
-CUDA (tests/cuda_emulator): hetinfer loads it as cuda:0 as it loads the real
+CUDA (tests/cuda_emulator): hetinfer loads it as cuda:N as it loads the real
 libhetinfer_cuda.so, so the device's host code runs too, which
 tests/test_cuda_emulated.py (the kernels' launchers alone) leaves out: the
 plugin's entry points, memory, copies, the workspace as a GPU holds it, and
 decode steps recorded as graphs and replayed.
 
-Why: CI has no GPU, and on one the tests taking cuda:0 (tests/test_ops.py,
+Why: CI has no GPU, and on one the tests taking cuda:N (tests/test_ops.py,
 tests/test_device_models.py) would be the first to run this code. Here they
 run on the emulation in a pytest of their own (HETINFER_TEST_CUDA=emulated,
 see conftest.py), and every one must pass; none may skip.
@@ -44,7 +44,7 @@ if emulator_build.compiler() is None:
 
 TESTS = Path(__file__).resolve().parent
 MEMCPY = {"to_device": 1, "to_host": 2, "on_device": 3}
-CAPTURE_UNSUPPORTED, CAPTURE_INVALIDATED, INVALID_VALUE = 900, 901, 1
+CAPTURE_UNSUPPORTED, CAPTURE_INVALIDATED, INVALID_VALUE, INVALID_RESOURCE_HANDLE = 900, 901, 1, 400
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +73,7 @@ def runtime(plugin):
                        "cudaStreamDestroy": [V], "cudaStreamSynchronize": [V], "cudaStreamBeginCapture": [V, I],
                        "cudaStreamEndCapture": [V, P], "cudaGraphInstantiate": [P, V, ctypes.c_ulonglong],
                        "cudaGraphLaunch": [V, V], "cudaGraphDestroy": [V], "cudaGraphExecDestroy": [V],
-                       "cudaGetErrorString": [I], "cudaSetDevice": [I], "hi_emu_probe_copy": [V, V, I]}.items():
+                       "cudaGetErrorString": [I], "cudaSetDevice": [I], "hi_emu_probe_copy": [V, V, I], "hi_emu_probe_empty": [V]}.items():
         getattr(lib, name).argtypes = args
     lib.cudaGetErrorString.restype = ctypes.c_char_p
     return lib
@@ -216,6 +216,25 @@ def test_a_kernel_must_be_given_memory_of_its_device(runtime, in_struct):
     finally:
         runtime.cudaFree(mine)
         runtime.cudaFree(other)
+        runtime.cudaGetLastError()
+
+
+def test_a_kernel_must_run_on_a_stream_of_its_device(runtime):
+    streams = [ctypes.c_void_p(), ctypes.c_void_p()]
+    for device, stream in enumerate(streams):
+        assert runtime.cudaSetDevice(device) == 0
+        assert runtime.cudaStreamCreateWithFlags(ctypes.byref(stream), 1) == 0
+    try:
+        assert runtime.hi_emu_probe_empty(streams[1]) == 0  # device 1 is current
+        assert runtime.cudaSetDevice(0) == 0
+        assert runtime.hi_emu_probe_empty(streams[0]) == 0
+        assert runtime.hi_emu_probe_empty(streams[1]) == INVALID_RESOURCE_HANDLE
+        assert b"on a stream of device 1 while device 0 is current" in \
+            runtime.cudaGetErrorString(INVALID_RESOURCE_HANDLE)
+    finally:
+        for stream in streams:
+            runtime.cudaStreamDestroy(stream)
+        runtime.cudaSetDevice(0)
         runtime.cudaGetLastError()
 
 

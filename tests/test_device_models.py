@@ -1,6 +1,7 @@
 """Whole models on an accelerator backend, alone and beside the CPU in a layer
 or row split: sycl:0 (in CI the OpenCL CPU device of PyPI's intel-opencl-rt)
-and cuda:0 (skipped with the reason when there is no NVIDIA GPU).
+and cuda:0 (skipped with the reason when there is no NVIDIA GPU), and one
+model over cuda:0 and cuda:1 (skipped below two GPUs).
 
 The device kernels round activations to the same 8-bit blocks as the CPU and
 do the same integer dot products; what differs is the order of float sums
@@ -88,14 +89,16 @@ def test_cpu_and_accelerator_split_matches_one_device(models, rng, accel, split)
 
 
 @pytest.mark.parametrize("split", ["layer", "row"])
-def test_two_cuda_devices_split_matches_the_cpu(models, rng, two_cuda, split):
+def test_two_cuda_devices_split_matches_the_cpu(models, rng, two_cuda, split, capfd):
     """One model over two GPUs, by layers (each stage's steps recorded on its
-    own GPU, from its own thread) or by rows (slices through the host)."""
+    own GPU, from its own thread) or by rows (slices through the host; not
+    recorded)."""
     path = models("qwen3", "Q4_K_M")
     with Model(path, devices=two_cuda, split=split, tensor_split=[1, 1], n_ctx=64, n_batch=8) as m:
         ids = prompt(rng, m.n_vocab)
         got = np.concatenate([m.prefill(ids[:24], all_logits=True),
                               *(m.prefill([t], start=24 + i) for i, t in enumerate(ids[24:]))])
+    assert "unrecorded" not in capfd.readouterr().err  # no capture failed (CudaDevice::record says so)
     assert nmse(got, cpu_logits(path, ids)) < BOUND
 
 

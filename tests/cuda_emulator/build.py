@@ -253,7 +253,7 @@ def use_plugin(lib: Path) -> None:
 
 
 def use_emulated_plugin() -> Path:
-    """Makes hetinfer's cuda:0 the emulated plugin: the one HI_EMU_PLUGIN
+    """Makes hetinfer's cuda:N the emulated plugin: the one HI_EMU_PLUGIN
     names, else one built now into a temporary folder. Returns its path."""
     import tempfile
 

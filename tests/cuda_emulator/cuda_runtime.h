@@ -175,25 +175,30 @@ void enqueue(const char* name, dim3 grid, dim3 block, size_t shared_bytes, cudaS
 // defines HI_EMU_DEVICE_MEMORY), a pointer a kernel is given must be null or
 // point into (or just past) memory from cudaMalloc on the current device: a
 // host pointer, or another GPU's memory, fails the launch, as it would fault
-// on a GPU. Argument `index` of the launch of `name`; false (the error left)
+// on a GPU. Argument `index` of the launch of `name` on `device` (the one
+// current when it was launched, also at a replay); false (the error left)
 // when it is neither.
-bool device_pointer(const char* name, size_t index, const void* p);
+bool device_pointer(const char* name, int device, size_t index, const void* p);
+int current_device();
 
 // The pointers in a kernel's struct argument are checked too: the file that
 // defines the struct lists them, under HI_CUDA_EMULATOR, in a function found
 // by argument-dependent lookup,
 //   std::vector<const void*> hi_emu_pointers(const S&);
-// (empty for a struct of no pointers). A struct argument without one does
-// not compile in the plugin build, so a new struct cannot slip past.
+// (empty for a struct of no pointers). A struct argument for which none is
+// found does not compile in the plugin build, so a new struct cannot slip
+// past (one derived from a listed struct would use its base's list: list it
+// too); a union argument does not compile at all.
 template <typename Tuple, size_t... I>
-bool device_pointers(const char* name, const Tuple& args, std::index_sequence<I...>) {
-  const auto one = [name](size_t index, const auto& v) {
+bool device_pointers(const char* name, int device, const Tuple& args, std::index_sequence<I...>) {
+  const auto one = [name, device](size_t index, const auto& v) {
     using T = std::decay_t<decltype(v)>;
+    static_assert(!std::is_union_v<T>, "a union kernel argument: its pointers cannot be checked");
     if constexpr (std::is_pointer_v<T>) {
-      return device_pointer(name, index, v);
+      return device_pointer(name, device, index, v);
     } else if constexpr (std::is_class_v<T>) {
       for (const void* p : hi_emu_pointers(v))
-        if (!device_pointer(name, index, p)) return false;
+        if (!device_pointer(name, device, index, p)) return false;
     }
     return true;
   };
@@ -212,13 +217,14 @@ void launch(const char* name, dim3 grid, dim3 block, size_t shared_bytes, cudaSt
     std::tuple<std::decay_t<P>...> args;
   };
   auto call = std::make_shared<Call>(Call{kernel, std::tuple<std::decay_t<P>...>(std::forward<A>(args)...)});
+  const int device = current_device();
 #ifdef HI_EMU_DEVICE_MEMORY
-  if (!device_pointers(name, call->args, std::index_sequence_for<P...>{})) return;
+  if (!device_pointers(name, device, call->args, std::index_sequence_for<P...>{})) return;
 #endif
-  enqueue(name, grid, block, shared_bytes, stream, [name, grid, block, shared_bytes, call] {
+  enqueue(name, grid, block, shared_bytes, stream, [name, device, grid, block, shared_bytes, call] {
 #ifdef HI_EMU_DEVICE_MEMORY
     // Again when it runs: at a replay of a graph, memory it was given may be gone.
-    if (!device_pointers(name, call->args, std::index_sequence_for<P...>{})) return;
+    if (!device_pointers(name, device, call->args, std::index_sequence_for<P...>{})) return;
 #endif
     run_grid(name, grid, block, shared_bytes,
              [](void* c) {

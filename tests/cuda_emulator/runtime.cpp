@@ -183,13 +183,15 @@ void enqueue(const char* name, dim3 grid, dim3 block, size_t shared_bytes, cudaS
   if (e != cudaSuccess) set_error(e, cudaGetErrorString(e));  // run now: left for the launcher's check
 }
 
-bool device_pointer(const char* name, size_t index, const void* p) {
-  const int device = p ? device_of(p, 0) : t_device;
-  if (device == t_device) return true;
-  set_error(cudaErrorInvalidValue, std::string("launch of ") + name + " on device " + std::to_string(t_device) +
+int current_device() { return t_device; }
+
+bool device_pointer(const char* name, int device, size_t index, const void* p) {
+  const int owner = p ? device_of(p, 0) : device;
+  if (owner == device) return true;
+  set_error(cudaErrorInvalidValue, std::string("launch of ") + name + " on device " + std::to_string(device) +
                                        ": argument " + std::to_string(index) + " (" + hex(p) + ") is " +
-                                       (device < 0 ? "not device memory" : "memory of device " +
-                                                                               std::to_string(device)));
+                                       (owner < 0 ? "not device memory" : "memory of device " +
+                                                                              std::to_string(owner)));
   return false;
 }
 
