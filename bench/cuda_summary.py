@@ -10,8 +10,8 @@ hetinfer-NAME-x1-dD.json: after D tokens, -d D),
 blocks-NAME-xP.json (the same with HETINFER_CUDA_WEIGHTS=blocks: weights as
 the file's blocks, not planar rows), llamacpp-NAME.json (`llama-bench
 -o json`; llamacpp-NAME-dD.json: -d D), llamacpp-batched-NAME.jsonl
-(`llama-batched-bench --output-format jsonl`), and hbm.json (bench/hbm_bandwidth.cu). Missing files leave blanks.
-Prints a markdown table.
+(`llama-batched-bench --output-format jsonl`), and hbm.json
+(bench/hbm_bandwidth.cu). Missing files leave blanks. Prints a markdown table.
 """
 
 from __future__ import annotations

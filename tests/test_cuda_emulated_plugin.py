@@ -52,15 +52,12 @@ def plugin(tmp_path_factory):
     """The emulated plugin, with two devices, as hetinfer's cuda:N for this
     module, then the installed one again."""
     lib = emulator_build.build(tmp_path_factory.mktemp("cuda-plugin"), plugin=True)
-    installed, devices = cuda_runtime.PLUGIN, os.environ.get("HI_EMU_DEVICES")
-    os.environ["HI_EMU_DEVICES"] = "2"  # read once, when the plugin first counts its devices
-    emulator_build.use_plugin(lib)
-    yield lib
+    installed = cuda_runtime.PLUGIN
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("HI_EMU_DEVICES", "2")  # read once, when the plugin first counts its devices
+        emulator_build.use_plugin(lib)
+        yield lib
     emulator_build.use_plugin(installed)
-    if devices is None:
-        del os.environ["HI_EMU_DEVICES"]
-    else:
-        os.environ["HI_EMU_DEVICES"] = devices
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +70,8 @@ def runtime(plugin):
                        "cudaStreamDestroy": [V], "cudaStreamSynchronize": [V], "cudaStreamBeginCapture": [V, I],
                        "cudaStreamEndCapture": [V, P], "cudaGraphInstantiate": [P, V, ctypes.c_ulonglong],
                        "cudaGraphLaunch": [V, V], "cudaGraphDestroy": [V], "cudaGraphExecDestroy": [V],
-                       "cudaGetErrorString": [I], "cudaSetDevice": [I], "hi_emu_probe_copy": [V, V, I], "hi_emu_probe_empty": [V]}.items():
+                       "cudaGetErrorString": [I], "cudaSetDevice": [I], "hi_emu_probe_copy": [V, V, I],
+                       "hi_emu_probe_empty": [V]}.items():
         getattr(lib, name).argtypes = args
     lib.cudaGetErrorString.restype = ctypes.c_char_p
     return lib

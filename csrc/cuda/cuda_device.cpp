@@ -26,12 +26,6 @@ std::string raised(const std::string& device, cudaError_t e, const char* what) {
   return device + ": " + what + " failed: " + cudaGetErrorString(e);
 }
 
-// For calls whose failure nothing can report (destructors, releases): it is
-// dropped, not left as the thread's last error for a later launch to report.
-void quietly(cudaError_t e) {
-  if (e != cudaSuccess) (void)cudaGetLastError();
-}
-
 // A decode step captured as a CUDA graph, replayed on the device's stream.
 class GraphRecording : public Device::Recording {
  public:
@@ -73,6 +67,10 @@ struct CaptureFailed : std::runtime_error {
 };
 
 }  // namespace
+
+void quietly(cudaError_t e) {
+  if (e != cudaSuccess) (void)cudaGetLastError();
+}
 
 // Restoring the thread's previous device instead would make GPU 0 current
 // (and start its context) on every thread that never chose one, as

@@ -20,6 +20,10 @@ namespace hi {
 // A failure is returned, and cleared from the thread's last error so that no
 // later launch reports it as its own.
 cudaError_t make_current(int ordinal);
+// For a failure reported otherwise, or that nothing can report (destructors,
+// releases): cleared from the thread's last error, which a later launch would
+// report as its own.
+void quietly(cudaError_t e);
 
 class CudaDevice : public Device {
  public:

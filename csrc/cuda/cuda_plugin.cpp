@@ -30,7 +30,7 @@ HI_PLUGIN_EXPORT int hi_plugin_abi() { return HI_PLUGIN_ABI; }
 HI_PLUGIN_EXPORT int hi_plugin_device_count(char* error, size_t error_size) {
   int count = 0;
   const cudaError_t e = cudaGetDeviceCount(&count);
-  (void)cudaGetLastError();  // reported here, not by the thread's next launch
+  hi::quietly(e);  // reported here
   if (e == cudaErrorNoDevice) return 0;
   if (e != cudaSuccess) {
     hi::set_plugin_error(error, error_size, why_none(e).c_str());
@@ -55,8 +55,8 @@ HI_PLUGIN_EXPORT int hi_plugin_describe_device(int index, hi_device_desc* out, c
   size_t free = 0, total = 0;
   if (e == cudaSuccess) e = hi::make_current(index);     // left current, as every CUDA call of hetinfer leaves it
   if (e == cudaSuccess) e = cudaMemGetInfo(&free, &total);  // starts the device's context: free memory needs one
+  hi::quietly(e);                                           // reported here
   if (e != cudaSuccess) {
-    (void)cudaGetLastError();  // reported here, not by the thread's next launch
     hi::set_plugin_error(error, error_size, (std::string("cuda:") + std::to_string(index) + ": " +
                                              cudaGetErrorString(e)).c_str());
     return -1;

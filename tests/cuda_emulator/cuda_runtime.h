@@ -1,8 +1,9 @@
 // A CPU emulation of the parts of the CUDA runtime and device API that
 // kernels/cuda/*.cu and the plugin's host code (csrc/cuda) use, so that the
 // real sources run with g++ on a machine without a GPU: the kernels' launchers
-// alone (tests/test_cuda_emulated.py), or the whole plugin loaded as cuda:0
-// (tests/test_cuda_emulated_plugin.py; runtime.cpp: memory, streams, graphs).
+// alone (tests/test_cuda_emulated.py), or the whole plugin loaded as cuda:N
+// (tests/test_cuda_emulated_plugin.py; runtime.cpp: devices, memory, streams,
+// graphs).
 // Test machinery only: never built into the package.
 //
 // Execution model (emulator.cpp): a launch runs its blocks on a few host
@@ -87,7 +88,7 @@ inline int4 make_int4(int x, int y, int z, int w) { return {x, y, z, w}; }
 // ---- runtime API ----------------------------------------------------------------
 // What the kernels' launchers use (emulator.cpp), and what the CUDA plugin's
 // host code (csrc/cuda) uses when build.py builds the whole plugin against
-// this emulation (runtime.cpp: one device, memory, streams, graphs).
+// this emulation (runtime.cpp: devices, memory, streams, graphs).
 using cudaStream_t = struct CUstream_st*;
 using cudaGraph_t = struct CUgraph_st*;
 using cudaGraphExec_t = struct CUgraphExec_st*;
@@ -99,11 +100,11 @@ enum cudaError_t {
   cudaErrorInsufficientDriver = 35,
   cudaErrorNoDevice = 100,
   cudaErrorInvalidDevice = 101,
+  cudaErrorInvalidResourceHandle = 400,
+  cudaErrorIllegalState = 401,
   cudaErrorLaunchFailure = 719,
   cudaErrorStreamCaptureUnsupported = 900,
   cudaErrorStreamCaptureInvalidated = 901,
-  cudaErrorInvalidResourceHandle = 400,
-  cudaErrorIllegalState = 401,
 };
 enum cudaDeviceAttr { cudaDevAttrMultiProcessorCount = 16 };
 enum cudaMemcpyKind { cudaMemcpyHostToDevice = 1, cudaMemcpyDeviceToHost = 2, cudaMemcpyDeviceToDevice = 3 };
@@ -167,8 +168,8 @@ bool valid_launch(const char* name, dim3 grid, dim3 block, size_t shared_bytes);
 // The last error of this thread, for cudaGetLastError and cudaGetErrorString.
 void set_error(cudaError_t e, const std::string& text);
 
-// A launch on `stream` (runtime.cpp): `run` runs now, or, while this thread
-// captures `stream`, is kept in the capture to run at each replay of its graph.
+// A launch on `stream` (runtime.cpp): `run` runs now, or, while `stream` is
+// being captured, is kept in the capture to run at each replay of its graph.
 void enqueue(const char* name, dim3 grid, dim3 block, size_t shared_bytes, cudaStream_t stream,
              std::function<void()> run);
 // With device memory emulated (the whole plugin: build.py's plugin build
@@ -218,12 +219,9 @@ void launch(const char* name, dim3 grid, dim3 block, size_t shared_bytes, cudaSt
   };
   auto call = std::make_shared<Call>(Call{kernel, std::tuple<std::decay_t<P>...>(std::forward<A>(args)...)});
   const int device = current_device();
-#ifdef HI_EMU_DEVICE_MEMORY
-  if (!device_pointers(name, device, call->args, std::index_sequence_for<P...>{})) return;
-#endif
   enqueue(name, grid, block, shared_bytes, stream, [name, device, grid, block, shared_bytes, call] {
 #ifdef HI_EMU_DEVICE_MEMORY
-    // Again when it runs: at a replay of a graph, memory it was given may be gone.
+    // When it runs, so at each replay of a graph too: memory it was given may be gone by then.
     if (!device_pointers(name, device, call->args, std::index_sequence_for<P...>{})) return;
 #endif
     run_grid(name, grid, block, shared_bytes,
